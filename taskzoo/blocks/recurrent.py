@@ -1,0 +1,175 @@
+"""The recurrent backbone every task builds on: a stack of Keras RNN, LSTM or GRU layers.
+
+Depth is a stack of the standard Keras layers rather than a stacked cell, so each layer keeps the
+fused (cuDNN) kernel on a GPU. Each layer can be bidirectional, takes dropout on its inputs and on
+its recurrent connections, and respects the mask of padded steps. The stack returns the output
+sequence or the final output, and optionally the final states of every layer, which decoders use
+as their initial states.
+"""
+
+import keras
+
+CELL_LAYERS = {
+    "rnn": keras.layers.SimpleRNN,
+    "lstm": keras.layers.LSTM,
+    "gru": keras.layers.GRU,
+}
+
+INITIALIZERS = ("glorot_uniform", "he_normal", "orthogonal")
+
+
+def fused_kernel_warning(cell, recurrent_dropout):
+    """Returns a one-line warning when the configuration rules out the fused GPU kernel, else None."""
+    if cell in ("lstm", "gru") and recurrent_dropout > 0:
+        return (
+            f"model.recurrent_dropout={recurrent_dropout} disables the fused cuDNN {cell.upper()} "
+            "kernel on a GPU; training there uses the slower generic kernel."
+        )
+    return None
+
+
+@keras.saving.register_keras_serializable(package="taskzoo")
+class RecurrentStack(keras.layers.Layer):
+    """A stack of `num_layers` recurrent layers of one cell type.
+
+    Args:
+        cell: "rnn" (tanh SimpleRNN), "lstm" or "gru".
+        units: hidden units per layer and direction.
+        num_layers: depth of the stack; 0 makes the stack the identity on sequences, the
+            baseline without recurrence.
+        bidirectional: wrap every layer in `keras.layers.Bidirectional` (outputs concatenated).
+        dropout: dropout on the inputs of every layer (the same mask at every step).
+        recurrent_dropout: dropout on the recurrent connections (rules out the fused GPU kernel).
+        kernel_initializer: initialiser of the input kernels.
+        recurrent_initializer: initialiser of the recurrent kernels.
+        return_sequences: return the output at every step (batch, time, features) instead of the
+            final output (batch, features).
+        return_state: also return the final states, a list with one entry per layer; each entry is
+            the list of that layer's state tensors ([h] for rnn and gru, [h, c] for lstm; forward
+            states then backward states when bidirectional).
+
+    Call arguments:
+        inputs: (batch, time, features).
+        mask: optional boolean (batch, time); padded steps are skipped, and the final output of a
+            sequence is the one at its last real step.
+        initial_state: optional list with one entry per layer, each a list of state tensors.
+        training: whether dropout is active.
+    """
+
+    def __init__(
+        self,
+        cell="gru",
+        units=128,
+        num_layers=1,
+        bidirectional=False,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        return_sequences=False,
+        return_state=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if cell not in CELL_LAYERS:
+            raise ValueError(f"Unknown cell {cell!r}; expected one of {sorted(CELL_LAYERS)}.")
+        if num_layers < 0:
+            raise ValueError(f"num_layers must be 0 or more; received num_layers={num_layers}.")
+        if num_layers == 0 and (return_state or not return_sequences or bidirectional):
+            raise ValueError(
+                "A stack with num_layers=0 has no recurrent layer: it only supports "
+                "return_sequences=True, return_state=False and bidirectional=False."
+            )
+        for name, value in (("kernel_initializer", kernel_initializer),
+                            ("recurrent_initializer", recurrent_initializer)):
+            if value not in INITIALIZERS:
+                raise ValueError(f"Unknown {name} {value!r}; expected one of {list(INITIALIZERS)}.")
+        self.cell = cell
+        self.units = units
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.supports_masking = True
+
+        self.recurrent_layers = []
+        for index in range(num_layers):
+            is_last = index == num_layers - 1
+            layer = CELL_LAYERS[cell](
+                units,
+                return_sequences=return_sequences or not is_last,
+                return_state=True,
+                dropout=dropout,
+                recurrent_dropout=recurrent_dropout,
+                kernel_initializer=kernel_initializer,
+                recurrent_initializer=recurrent_initializer,
+                name=f"{cell}_{index}",
+            )
+            if bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{cell}_{index}")
+            self.recurrent_layers.append(layer)
+
+    @property
+    def output_size(self):
+        """The feature size of the outputs: units, doubled when bidirectional."""
+        return self.units * (2 if self.bidirectional else 1)
+
+    def build(self, input_shape):
+        # (batch, time, features) in, (batch, time, output_size) between layers.
+        shape = tuple(input_shape)
+        for layer in self.recurrent_layers:
+            layer.build(shape)
+            shape = shape[:2] + (self.output_size,)
+
+    def call(self, inputs, mask=None, initial_state=None, training=None):
+        outputs = inputs
+        final_states = []
+        for index, layer in enumerate(self.recurrent_layers):
+            layer_initial_state = None if initial_state is None else list(initial_state[index])
+            results = layer(outputs, mask=mask, initial_state=layer_initial_state, training=training)
+            # (batch, time, features) or (batch, features), followed by the state tensors.
+            outputs, states = results[0], list(results[1:])
+            final_states.append(states)
+        if self.return_state:
+            return outputs, final_states
+        return outputs
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.return_sequences:
+            return None
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            cell=self.cell,
+            units=self.units,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            kernel_initializer=self.kernel_initializer,
+            recurrent_initializer=self.recurrent_initializer,
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+        )
+        return config
+
+
+def recurrent_stack_from_config(model_config, **kwargs):
+    """Builds a RecurrentStack from the `model:` configuration node."""
+    return RecurrentStack(
+        cell=str(model_config.cell),
+        units=model_config.units,
+        num_layers=model_config.num_layers,
+        bidirectional=model_config.bidirectional,
+        dropout=model_config.dropout,
+        recurrent_dropout=model_config.recurrent_dropout,
+        kernel_initializer=str(model_config.initializer),
+        recurrent_initializer=str(model_config.recurrent_initializer),
+        **kwargs,
+    )

@@ -1,0 +1,204 @@
+"""Structured configuration: the schema of every knob, with its default, in one place.
+
+The YAML files under `conf/` only choose and override values. Hydra checks every value against
+these dataclasses when it composes a configuration, so `model.units=abc` or `model.cell=lstmm`
+fails at once with a readable message. Ranges that a type cannot express (`model.dropout=1.5`)
+are checked by `validate_config`, which raises a `ConfigError` naming the key, the value and what
+was expected.
+"""
+
+import dataclasses
+import enum
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from taskzoo.errors import ConfigError
+
+
+class Choice(enum.Enum):
+    """A closed set of names; prints as its name, so `${model.cell}` interpolates as `gru`."""
+
+    def __str__(self):
+        return self.value
+
+
+class Cell(Choice):
+    rnn = "rnn"
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Initializer(Choice):
+    glorot_uniform = "glorot_uniform"
+    he_normal = "he_normal"
+    orthogonal = "orthogonal"
+
+
+class OptimizerName(Choice):
+    adam = "adam"
+    adamw = "adamw"
+    rmsprop = "rmsprop"
+    sgd = "sgd"
+
+
+class Pooling(Choice):
+    last = "last"
+    mean = "mean"
+    max = "max"
+
+
+class DataSource(Choice):
+    synthetic = "synthetic"
+    tfds = "tfds"
+    files = "files"
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The recurrent backbone shared by every task."""
+
+    cell: Cell = Cell.gru
+    units: int = 128
+    # 0 removes the recurrent stack: the baseline without recurrence (a bag of embeddings).
+    num_layers: int = 1
+    bidirectional: bool = False
+    # Dropout on the inputs of every recurrent layer and before the output head.
+    dropout: float = 0.0
+    # Dropout on the recurrent connections; it disables the fused LSTM/GRU kernel on a GPU.
+    recurrent_dropout: float = 0.0
+    embedding_dim: int = 64
+    # Initialiser of the input kernels.
+    initializer: Initializer = Initializer.glorot_uniform
+    # Initialiser of the recurrent kernels.
+    recurrent_initializer: Initializer = Initializer.orthogonal
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    epochs: int = 10
+    # The global batch size.
+    batch_size: int = 64
+    optimizer: OptimizerName = OptimizerName.adam
+    learning_rate: float = 1e-3
+    # Clip gradients by their global norm; null turns clipping off.
+    clipnorm: Optional[float] = 1.0
+    # Stop after this many epochs without improvement of the monitored validation metric.
+    early_stopping_patience: Optional[int] = None
+    seed: int = 0
+    # A wall-clock budget for training; the run then stops cleanly, evaluates and saves.
+    max_minutes: Optional[float] = None
+    jit_compile: bool = False
+    # Per-step TensorBoard scalars (loss, gradient norms, learning rate) every this many steps.
+    log_every_n_steps: int = 10
+    # Cap on training steps per epoch (null: the whole training set); used by quick smoke runs.
+    steps_per_epoch: Optional[int] = None
+    # Cap on evaluation steps (null: the whole split); used by quick smoke runs.
+    evaluation_steps: Optional[int] = None
+    # Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+    verbose: int = 1
+
+
+@dataclasses.dataclass
+class TextDataConfig:
+    """Where a text classification task reads its examples from."""
+
+    source: DataSource = DataSource.synthetic
+    # TFDS builder name (source=tfds), e.g. imdb_reviews or glue/sst2.
+    name: Optional[str] = None
+    # TFDS data directory (source=tfds); null uses the TFDS default.
+    data_dir: Optional[str] = None
+    # TFDS split names; a null validation split is carved from the training split.
+    train_split: str = "train"
+    validation_split: Optional[str] = "validation"
+    test_split: str = "test"
+    # Local paths (source=files): a CSV/TSV file with a header, or a directory of class folders.
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    # One plain text file per class, one example per line (source=files): {neg: a.txt, pos: b.txt}.
+    class_files: Any = None
+    # Column names in a CSV/TSV file; null detects them from the header.
+    text_column: Optional[str] = None
+    label_column: Optional[str] = None
+    # Fractions split off the training data, deterministically by seed, when a split is missing.
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Size of the generated corpus (source=synthetic).
+    num_train: int = 12000
+    num_validation: int = 1500
+    num_test: int = 3000
+
+
+@dataclasses.dataclass
+class SentimentTaskConfig:
+    name: str = "sentiment"
+    data: TextDataConfig = dataclasses.field(default_factory=TextDataConfig)
+    # Word vocabulary size, including the padding and unknown tokens.
+    vocabulary_size: int = 20000
+    # Reviews are truncated to this many words.
+    max_length: int = 400
+    # How the recurrent outputs are summarised: the final state, or a masked mean or max over time.
+    pooling: Pooling = Pooling.last
+
+
+@dataclasses.dataclass
+class TaskzooConfig:
+    task: Any = MISSING
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+
+
+# The schema of each task's `task:` node, by task name.
+TASK_SCHEMAS = {
+    "sentiment": SentimentTaskConfig,
+}
+
+
+def register_configs():
+    """Registers the schemas with Hydra's ConfigStore; called by the entry point before composing."""
+    from hydra.core.config_store import ConfigStore
+
+    config_store = ConfigStore.instance()
+    config_store.store(name="taskzoo_schema", node=TaskzooConfig)
+    for task_name, schema in TASK_SCHEMAS.items():
+        config_store.store(group="schema/task", name=task_name, node=schema, package="task")
+
+
+def _check(cfg, key, predicate, expected):
+    value = OmegaConf.select(cfg, key)
+    if value is not None and not predicate(value):
+        raise ConfigError(f"Invalid value for {key}: {value!r} (expected {expected}).")
+
+
+def validate_config(cfg: DictConfig):
+    """Checks the ranges that the schema's types cannot express. Raises ConfigError."""
+    positive = (lambda v: v > 0, "a number greater than 0")
+    _check(cfg, "model.units", *positive)
+    _check(cfg, "model.embedding_dim", *positive)
+    _check(cfg, "model.num_layers", lambda v: v >= 0, "an integer of 0 or more")
+    for key in ("model.dropout", "model.recurrent_dropout"):
+        _check(cfg, key, lambda v: 0 <= v < 1, "a number in [0, 1)")
+    for key in (
+        "trainer.epochs",
+        "trainer.batch_size",
+        "trainer.learning_rate",
+        "trainer.clipnorm",
+        "trainer.max_minutes",
+        "trainer.log_every_n_steps",
+        "trainer.steps_per_epoch",
+        "trainer.evaluation_steps",
+    ):
+        _check(cfg, key, *positive)
+    _check(cfg, "trainer.early_stopping_patience", lambda v: v >= 0, "an integer of 0 or more")
+    _check(cfg, "trainer.verbose", lambda v: v in (0, 1, 2), "0, 1 or 2")
+    _check(cfg, "task.vocabulary_size", lambda v: v >= 3, "an integer of 3 or more")
+    _check(cfg, "task.max_length", *positive)
+    for key in ("task.data.validation_fraction", "task.data.test_fraction"):
+        _check(cfg, key, lambda v: 0 < v < 1, "a number in (0, 1)")
+    for key in ("task.data.num_train", "task.data.num_validation", "task.data.num_test"):
+        _check(cfg, key, *positive)
+    if cfg.model.num_layers == 0 and cfg.model.bidirectional:
+        raise ConfigError(
+            "model.bidirectional=true needs model.num_layers of 1 or more (got 0, no recurrent layer)."
+        )

@@ -1,0 +1,108 @@
+"""Gradient norms: the global norm before clipping and the norm of every layer, on every step.
+
+`GradientNormModel` wraps any network for training. Its training step is Keras' own (forward pass,
+loss, gradients, optimizer update, metrics) plus the norms, which it stores in two non-trainable
+variables. `GradientNormLogger` reads them every N steps and writes them to TensorBoard. Keeping
+the summary writing out of the compiled step means the step is the same with or without logging,
+works under `jit_compile=True`, and records the real training step.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def layer_name_of(variable):
+    """The layer a variable belongs to, from its path: `recurrent_stack/gru_0/gru_cell/kernel`
+    gives `recurrent_stack/gru_0`."""
+    parts = variable.path.split("/")[:-1]
+    if len(parts) > 1 and parts[-1].endswith("_cell"):
+        parts = parts[:-1]
+    return "/".join(parts) or variable.name
+
+
+def group_by_layer(variables):
+    """Returns (layer names, list of variable indices per layer), in order of first appearance."""
+    groups = {}
+    for index, variable in enumerate(variables):
+        groups.setdefault(layer_name_of(variable), []).append(index)
+    return list(groups), list(groups.values())
+
+
+class GradientNormModel(keras.Model):
+    """Trains `network` exactly as `fit` would, and records its gradient norms on every step."""
+
+    def __init__(self, network, **kwargs):
+        super().__init__(name=f"{network.name}_training", **kwargs)
+        self.network = network
+        self.layer_names, self._layer_groups = group_by_layer(network.trainable_variables)
+        self.global_gradient_norm = keras.Variable(
+            0.0, trainable=False, name="global_gradient_norm"
+        )
+        self.layer_gradient_norms = keras.Variable(
+            np.zeros(len(self.layer_names), dtype="float32"),
+            trainable=False,
+            name="layer_gradient_norms",
+        )
+
+    def call(self, inputs, training=None):
+        return self.network(inputs, training=training)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.network.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+
+        # The norms before clipping; the optimizer clips by the global norm when configured.
+        self.global_gradient_norm.assign(tf.linalg.global_norm(gradients))
+        self.layer_gradient_norms.assign(
+            tf.stack(
+                [tf.linalg.global_norm([gradients[i] for i in group]) for group in self._layer_groups]
+            )
+        )
+        self.optimizer.apply_gradients(zip(gradients, variables))
+
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss, sample_weight=batch_size)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+class GradientNormLogger(keras.callbacks.Callback):
+    """Writes the gradient norms and the learning rate to TensorBoard every `every_n_steps` steps.
+
+    Tags: `gradient_norm/global` and `gradient_norm/<layer>` (before clipping), `learning_rate`.
+    The step is the optimizer's iteration count, the same axis as Keras' `batch_*` scalars.
+    """
+
+    def __init__(self, log_dir, every_n_steps):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.every_n_steps = every_n_steps
+        self.writer = None
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+        self.step = int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every_n_steps:
+            return
+        layer_norms = self.model.layer_gradient_norms.numpy()
+        with self.writer.as_default(step=self.step):
+            tf.summary.scalar("gradient_norm/global", float(self.model.global_gradient_norm.numpy()))
+            for name, norm in zip(self.model.layer_names, layer_norms):
+                tf.summary.scalar(f"gradient_norm/{name}", float(norm))
+            tf.summary.scalar("learning_rate", float(self.model.optimizer.learning_rate.numpy()))
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()

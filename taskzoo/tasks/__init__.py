@@ -1,0 +1,16 @@
+"""The task registry: a task name in the configuration selects one pipeline."""
+
+from taskzoo.errors import ConfigError
+from taskzoo.tasks.sentiment import SentimentTask
+
+TASKS = {
+    "sentiment": SentimentTask,
+}
+
+
+def build_task(cfg):
+    """Returns the task named by `cfg.task.name`, or raises ConfigError for an unknown name."""
+    name = cfg.task.name
+    if name not in TASKS:
+        raise ConfigError(f"Unknown task {name!r} (task.name); expected one of {sorted(TASKS)}.")
+    return TASKS[name](cfg)

@@ -1,0 +1,44 @@
+"""The contract between a task and the shared trainer."""
+
+import keras
+
+
+class Task:
+    """One task pipeline: its data, its model head, its loss and metrics, its exported model.
+
+    The trainer calls, in order: `datasets()`, `build_model()`, `loss()` and `metrics()` to
+    compile, then `fit`, then `export_model()` to save what a user loads for inference.
+    """
+
+    # The validation metric that selects the best epoch and drives early stopping.
+    monitor = "val_loss"
+    monitor_mode = "min"
+    # The test metric printed at the end of a run.
+    main_metric = "loss"
+    # Training steps that make one epoch; set by `datasets()` when the training set repeats.
+    steps_per_epoch = None
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def datasets(self):
+        """Returns the (train, validation, test) tf.data datasets of (inputs, targets) batches."""
+        raise NotImplementedError
+
+    def build_model(self) -> keras.Model:
+        """Returns the network, sized from the data that `datasets()` loaded."""
+        raise NotImplementedError
+
+    def loss(self):
+        raise NotImplementedError
+
+    def metrics(self):
+        return []
+
+    def export_model(self, model) -> keras.Model:
+        """The model saved as `model.keras` for inference; by default the trained network."""
+        return model
+
+    def description(self):
+        """A few facts about the data for the run's log (sizes, vocabulary, classes)."""
+        return {}

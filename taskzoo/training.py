@@ -1,0 +1,72 @@
+"""The pieces of the shared trainer: optimizer, callbacks, and outputs written atomically."""
+
+import json
+import os
+import pathlib
+import time
+
+import keras
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def build_optimizer(trainer_config):
+    """The configured optimizer, clipping gradients by their global norm when `clipnorm` is set."""
+    return OPTIMIZERS[str(trainer_config.optimizer)](
+        learning_rate=trainer_config.learning_rate,
+        global_clipnorm=trainer_config.clipnorm,
+    )
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after `max_minutes` of wall-clock time, at the end of the current step.
+
+    Keras then still validates the partial epoch, so the best weights are chosen as usual.
+    """
+
+    def __init__(self, max_minutes):
+        super().__init__()
+        self.max_seconds = max_minutes * 60.0
+        self.triggered = False
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self.start >= self.max_seconds:
+            self.triggered = True
+            self.model.stop_training = True
+
+
+def best_weights_callback(task, trainer_config):
+    """Keeps the weights of the best validation epoch and restores them when training ends;
+    stops early after `early_stopping_patience` epochs without improvement."""
+    patience = trainer_config.early_stopping_patience
+    return keras.callbacks.EarlyStopping(
+        monitor=task.monitor,
+        mode=task.monitor_mode,
+        patience=trainer_config.epochs if patience is None else patience,
+        restore_best_weights=True,
+        verbose=0,
+    )
+
+
+def write_json_atomic(path, data):
+    """Writes JSON to a temporary file and renames it, so a reader never sees half a file."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(temporary, path)
+
+
+def save_model_atomic(model, path):
+    """Saves a `.keras` file through a temporary file and a rename."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(temporary)
+    os.replace(temporary, path)

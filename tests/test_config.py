@@ -1,0 +1,83 @@
+"""Every configuration composes; wrong types, unknown keys and impossible values fail clearly."""
+
+import importlib.resources
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from conftest import compose_config
+from taskzoo.config import validate_config
+from taskzoo.errors import ConfigError
+
+
+def group_options(group):
+    folder = importlib.resources.files("taskzoo.conf") / group
+    return sorted(entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def test_configuration_ships_inside_the_package():
+    assert (importlib.resources.files("taskzoo.conf") / "config.yaml").is_file()
+    assert group_options("model") == ["gru", "lstm", "rnn"]
+    assert group_options("trainer") == ["default", "smoke"]
+    assert "sentiment" in group_options("task")
+
+
+@pytest.mark.parametrize("task", group_options("task"))
+@pytest.mark.parametrize("model", group_options("model"))
+@pytest.mark.parametrize("trainer", group_options("trainer"))
+def test_every_combination_composes_and_validates(task, model, trainer):
+    cfg = compose_config(f"task={task}", f"model={model}", f"trainer={trainer}")
+    validate_config(cfg)
+    assert cfg.task.name == task
+    assert str(cfg.model.cell) == model
+
+
+def test_defaults_and_task_adjustments():
+    cfg = compose_config()
+    assert cfg.task.name == "sentiment" and str(cfg.model.cell) == "gru"
+    # The task file adjusts trainer knobs; the smoke profile, chosen later, wins over them.
+    smoke = compose_config("trainer=smoke")
+    assert smoke.trainer.epochs == 2
+    assert cfg.trainer.epochs != smoke.trainer.epochs
+
+
+def test_run_directory_names_task_and_cell():
+    with initialize_config_module("taskzoo.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["model=lstm"], return_hydra_config=True)
+        run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"]
+    assert run_dir.startswith("runs/sentiment-lstm/")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.units=abc", "could not be converted to Integer"),
+        ("model.cell=lstmm", "Invalid value 'lstmm'"),
+        ("model.unitz=3", "model.unitz"),
+        ("task.pooling=avg", "Invalid value 'avg'"),
+        ("trainer.clipnorm=big", "could not be converted to Float"),
+    ],
+)
+def test_schema_rejects_wrong_types_and_unknown_keys(override, message):
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(override)
+    assert message in str(error.value) + str(error.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.units=-3", "Invalid value for model.units: -3 (expected a number greater than 0)"),
+        ("model.dropout=1.5", "Invalid value for model.dropout: 1.5 (expected a number in [0, 1))"),
+        ("model.num_layers=-1", "model.num_layers"),
+        ("trainer.learning_rate=0", "trainer.learning_rate"),
+        ("task.data.validation_fraction=1.0", "task.data.validation_fraction"),
+    ],
+)
+def test_impossible_values_raise_config_error(override, message):
+    cfg = compose_config(override)
+    with pytest.raises(ConfigError) as error:
+        validate_config(cfg)
+    assert message in str(error.value)
