@@ -53,3 +53,18 @@ def run_cli(arguments, cwd, module="taskzoo", env=None):
         text=True,
         timeout=600,
     )
+
+
+def event_tags(directory):
+    """The summary tags written to the event files directly in `directory`, with their counts."""
+    import collections
+
+    import tensorflow as tf
+
+    counts = collections.Counter()
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                counts[value.tag] += 1
+    return counts

@@ -1,0 +1,104 @@
+"""The command line end to end: runs, sweeps, TensorBoard output, and one-line errors.
+
+Each test runs `python -m taskzoo` in a temporary directory, outside the source tree, so it is
+the installed package (with its packaged configuration) that runs.
+"""
+
+import json
+
+import pytest
+
+from conftest import event_tags, run_cli
+
+SMOKE = ["trainer=smoke", "model.units=8", "model.embedding_dim=8", "task.data.num_train=200",
+         "task.data.num_validation=40", "task.data.num_test=40"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
+def test_smoke_run_writes_metrics_model_and_tensorboard_scalars(tmp_path, model):
+    run_dir = tmp_path / "run"
+    result = run_cli([f"model={model}", *SMOKE, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Run directory: {run_dir}" in result.stdout
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["task"] == "sentiment" and metrics["model"] == model
+    assert set(metrics["test"]) == {"accuracy", "loss"} and set(metrics["validation"]) == {"accuracy", "loss"}
+    assert metrics["epochs_completed"] == 2 and metrics["train_seconds"] > 0
+    assert (run_dir / "model.keras").is_file()
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+    train_tags = event_tags(run_dir / "train")
+    # The smoke profile logs every step: 2 epochs of 4 steps.
+    assert train_tags["batch_loss"] == 8 and train_tags["epoch_loss"] == 2
+    assert train_tags["gradient_norm/global"] == 8
+    assert train_tags[f"gradient_norm/recurrent_stack/{model}_0"] == 8
+    assert train_tags["gradient_norm/classifier"] == 8 and train_tags["learning_rate"] == 8
+    assert event_tags(run_dir / "validation")["epoch_accuracy"] == 2
+    root_tags = event_tags(run_dir)
+    assert root_tags["_hparams_/session_start_info"] == 1
+    assert root_tags["test/accuracy"] == 1
+
+
+@pytest.mark.slow
+def test_multirun_gives_one_readable_directory_per_job(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_cli(["-m", "model=rnn,gru", *SMOKE, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(path.parent.name for path in sweep_dir.glob("*/metrics.json"))
+    assert len(jobs) == 2
+    # Job names are the job's overrides, sorted by key.
+    assert "model=gru" in jobs[0].split(",") and "model=rnn" in jobs[1].split(",")
+    for job in jobs:
+        assert event_tags(sweep_dir / job)["_hparams_/session_start_info"] == 1
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_never_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli([*SMOKE, f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    again = run_cli([*SMOKE, "model=lstm", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert again.returncode == 2
+    assert "already holds a finished run" in again.stderr and "hydra.run.dir" in again.stderr
+    after = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert after == before
+
+
+def write_bad_inputs(tmp_path):
+    (tmp_path / "empty.tsv").write_text("")
+    (tmp_path / "bytes.tsv").write_bytes(b"label\tsentence\n1\tgood\n0\tbad \xff\n")
+    (tmp_path / "good.tsv").write_text("label\tsentence\n1\tgood\n0\tbad\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["model.units=-3"], "Error: Invalid value for model.units: -3 (expected a number greater than 0)."),
+        (["model.dropout=1.5"], "Error: Invalid value for model.dropout: 1.5 (expected a number in [0, 1))."),
+        (["task.data.source=files", "task.data.train=missing.tsv"], "Error: missing.tsv: no such file or directory."),
+        (["task.data.source=files", "task.data.train=empty.tsv"], "Error: empty.tsv: the file is empty."),
+        (["task.data.source=files", "task.data.train=bytes.tsv"], "Error: bytes.tsv, line 3: invalid UTF-8 byte 0xff"),
+        (["task.data.source=files", "task.data.train=good.tsv", "task.data.label_column=stars"],
+         "Error: good.tsv: no column 'stars' for the label (columns: label, sentence)."),
+    ],
+)
+def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path, arguments, message):
+    write_bad_inputs(tmp_path)
+    result = run_cli([*SMOKE, *arguments, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert error_lines and error_lines[0].startswith(message), result.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_a_wrong_type_fails_before_any_training(tmp_path):
+    result = run_cli(["model.units=abc", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Value 'abc' of type 'str' could not be converted to Integer" in result.stderr
+    assert "full_key: model.units" in result.stderr
+    assert "Traceback" not in result.stderr
