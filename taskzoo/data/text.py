@@ -133,6 +133,14 @@ def bucketed_batches(token_ids, labels, batch_size, boundaries, training, seed):
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
     )
+    if not training:
+        # Known in advance, so Keras shows a progress total and does not warn at the end.
+        bucket_sizes = np.bincount(
+            np.searchsorted(boundaries, token_ids.row_lengths().numpy(), side="right"),
+            minlength=len(boundaries) + 1,
+        )
+        num_batches = int(sum(-(-size // batch_size) for size in bucket_sizes))
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
     return dataset.prefetch(2).with_options(in_memory_options())
 
 
