@@ -48,6 +48,17 @@ class Pooling(Choice):
     max = "max"
 
 
+class CharacterSource(Choice):
+    stdlib = "stdlib"
+    tfds = "tfds"
+    files = "files"
+
+
+class Bptt(Choice):
+    truncated = "truncated"
+    windows = "windows"
+
+
 class DataSource(Choice):
     synthetic = "synthetic"
     tfds = "tfds"
@@ -143,6 +154,44 @@ class SentimentTaskConfig:
 
 
 @dataclasses.dataclass
+class CharacterDataConfig:
+    """Where the character language model reads its text from."""
+
+    # stdlib: the running interpreter's standard-library source code (offline, on every machine).
+    source: CharacterSource = CharacterSource.stdlib
+    # Characters taken from the standard library (source=stdlib).
+    max_characters: int = 1_100_000
+    # TFDS builder name (source=tfds), e.g. tiny_shakespeare, and its data directory and splits.
+    name: Optional[str] = None
+    data_dir: Optional[str] = None
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str = "test"
+    # Local UTF-8 text (source=files): a file, a directory (every file below it) or a glob.
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    # Contiguous parts split off the end of the text when validation or test text is not given.
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
+
+
+@dataclasses.dataclass
+class CharLanguageModelTaskConfig:
+    name: str = "char_lm"
+    data: CharacterDataConfig = dataclasses.field(default_factory=CharacterDataConfig)
+    # truncated: contiguous streams with the state carried between batches; windows: independent
+    # random windows with a fresh state each.
+    bptt: Bptt = Bptt.truncated
+    # Characters per training step; gradients flow back this many steps.
+    seq_length: int = 100
+    # The prompt of the text samples written to TensorBoard each epoch (null: the first line of
+    # the validation text), and their length.
+    sample_prompt: Optional[str] = None
+    sample_length: int = 300
+
+
+@dataclasses.dataclass
 class TaskzooConfig:
     task: Any = MISSING
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -152,6 +201,7 @@ class TaskzooConfig:
 # The schema of each task's `task:` node, by task name.
 TASK_SCHEMAS = {
     "sentiment": SentimentTaskConfig,
+    "char_lm": CharLanguageModelTaskConfig,
 }
 
 
@@ -196,8 +246,14 @@ def validate_config(cfg: DictConfig):
     _check(cfg, "task.max_length", *positive)
     for key in ("task.data.validation_fraction", "task.data.test_fraction"):
         _check(cfg, key, lambda v: 0 < v < 1, "a number in (0, 1)")
-    for key in ("task.data.num_train", "task.data.num_validation", "task.data.num_test"):
+    for key in ("task.data.num_train", "task.data.num_validation", "task.data.num_test",
+                "task.data.max_characters", "task.seq_length", "task.sample_length"):
         _check(cfg, key, *positive)
+    fractions = [OmegaConf.select(cfg, f"task.data.{name}_fraction") for name in ("validation", "test")]
+    if None not in fractions and sum(fractions) >= 1:
+        raise ConfigError(
+            f"task.data.validation_fraction + task.data.test_fraction must be below 1 (got {sum(fractions)})."
+        )
     if cfg.model.num_layers == 0 and cfg.model.bidirectional:
         raise ConfigError(
             "model.bidirectional=true needs model.num_layers of 1 or more (got 0, no recurrent layer)."

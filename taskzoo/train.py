@@ -58,7 +58,8 @@ def run(cfg, run_dir=None):
     trainer = cfg.trainer
     budget = TimeBudget(trainer.max_minutes) if trainer.max_minutes else None
     best_weights = best_weights_callback(task, trainer)
-    callbacks = [best_weights, *tensorboard_callbacks(run_dir, trainer.log_every_n_steps)]
+    task_callbacks = task.callbacks(run_dir)
+    callbacks = [*task_callbacks, best_weights, *tensorboard_callbacks(run_dir, trainer.log_every_n_steps)]
     callbacks += [budget] if budget else []
     write_hyperparameters(run_dir, cfg, trial_id=str(run_dir))
 
@@ -76,7 +77,9 @@ def run(cfg, run_dir=None):
     train_seconds = time.perf_counter() - start
 
     def evaluate(dataset):
-        return model.evaluate(dataset, steps=trainer.evaluation_steps, return_dict=True, verbose=0)
+        return model.evaluate(
+            dataset, steps=trainer.evaluation_steps, callbacks=task_callbacks, return_dict=True, verbose=0
+        )
 
     results = {
         "task": cfg.task.name,
@@ -85,6 +88,7 @@ def run(cfg, run_dir=None):
         "validation": evaluate(validation_data),
         "epochs_completed": len(history.epoch),
         "train_seconds": round(train_seconds, 2),
+        "train_steps": int(model.optimizer.iterations.numpy()),
         "stop_reason": (
             "max_minutes" if budget and budget.triggered
             else "early_stopping" if best_weights.stopped_epoch > 0
@@ -94,6 +98,7 @@ def run(cfg, run_dir=None):
         "parameters": network.count_params(),
     }
     save_model_atomic(task.export_model(network), run_dir / "model.keras")
+    task.save_artifacts(run_dir)
     write_final_metrics(run_dir, results, step=int(model.optimizer.iterations.numpy()))
     # metrics.json is written last: its presence marks a finished run.
     write_json_atomic(run_dir / "metrics.json", results)

@@ -47,6 +47,9 @@ class RecurrentStack(keras.layers.Layer):
         return_state: also return the final states, a list with one entry per layer; each entry is
             the list of that layer's state tensors ([h] for rnn and gru, [h, c] for lstm; forward
             states then backward states when bidirectional).
+        stateful: carry the final states of one batch over as the initial states of the next
+            (truncated backpropagation through time); needs a fixed batch size, and
+            `reset_state()` starts every sequence afresh.
 
     Call arguments:
         inputs: (batch, time, features).
@@ -68,6 +71,7 @@ class RecurrentStack(keras.layers.Layer):
         recurrent_initializer="orthogonal",
         return_sequences=False,
         return_state=False,
+        stateful=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -75,6 +79,8 @@ class RecurrentStack(keras.layers.Layer):
             raise ValueError(f"Unknown cell {cell!r}; expected one of {sorted(CELL_LAYERS)}.")
         if num_layers < 0:
             raise ValueError(f"num_layers must be 0 or more; received num_layers={num_layers}.")
+        if stateful and bidirectional:
+            raise ValueError("A stateful stack cannot be bidirectional: the backward direction has no carried state.")
         if num_layers == 0 and (return_state or not return_sequences or bidirectional):
             raise ValueError(
                 "A stack with num_layers=0 has no recurrent layer: it only supports "
@@ -94,6 +100,7 @@ class RecurrentStack(keras.layers.Layer):
         self.recurrent_initializer = recurrent_initializer
         self.return_sequences = return_sequences
         self.return_state = return_state
+        self.stateful = stateful
         self.supports_masking = True
 
         self.recurrent_layers = []
@@ -107,6 +114,7 @@ class RecurrentStack(keras.layers.Layer):
                 recurrent_dropout=recurrent_dropout,
                 kernel_initializer=kernel_initializer,
                 recurrent_initializer=recurrent_initializer,
+                stateful=stateful,
                 name=f"{cell}_{index}",
             )
             if bidirectional:
@@ -138,6 +146,11 @@ class RecurrentStack(keras.layers.Layer):
             return outputs, final_states
         return outputs
 
+    def reset_state(self):
+        """Zeroes the carried states of a stateful stack."""
+        for layer in self.recurrent_layers:
+            layer.reset_state()
+
     def compute_mask(self, inputs, mask=None):
         if not self.return_sequences:
             return None
@@ -156,8 +169,16 @@ class RecurrentStack(keras.layers.Layer):
             recurrent_initializer=self.recurrent_initializer,
             return_sequences=self.return_sequences,
             return_state=self.return_state,
+            stateful=self.stateful,
         )
         return config
+
+
+def reset_recurrent_states(model):
+    """Zeroes the carried states of every stateful RecurrentStack in `model`."""
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, RecurrentStack) and layer.stateful:
+            layer.reset_state()
 
 
 def recurrent_stack_from_config(model_config, **kwargs):

@@ -1,10 +1,12 @@
 """The task registry: a task name in the configuration selects one pipeline."""
 
 from taskzoo.errors import ConfigError
+from taskzoo.tasks.char_lm import CharLanguageModelTask
 from taskzoo.tasks.sentiment import SentimentTask
 
 TASKS = {
     "sentiment": SentimentTask,
+    "char_lm": CharLanguageModelTask,
 }
 
 

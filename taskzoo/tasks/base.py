@@ -35,9 +35,25 @@ class Task:
     def metrics(self):
         return []
 
+    def callbacks(self, run_dir):
+        """Task-specific Keras callbacks, used in training and in every evaluation."""
+        return []
+
     def export_model(self, model) -> keras.Model:
         """The model saved as `model.keras` for inference; by default the trained network."""
         return model
+
+    def save_artifacts(self, run_dir):
+        """Writes what inference needs besides `model.keras` (a vocabulary, say)."""
+
+    # Inference from a finished run: `python -m taskzoo.predict run_dir=RUN key=value ...`.
+    # The options a task accepts, by name, with the type each value is converted to.
+    predict_options = {}
+
+    @classmethod
+    def predict(cls, run_dir, cfg, options):
+        """Prints the model's answer for the given options."""
+        raise NotImplementedError
 
     def description(self):
         """A few facts about the data for the run's log (sizes, vocabulary, classes)."""

@@ -10,10 +10,12 @@ masked mean or max over time -> dropout -> a dense layer giving one logit per cl
 The saved model takes raw strings: it starts with the adapted word vectoriser.
 """
 
+import json
 import logging
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from taskzoo.blocks.pooling import MaskedPooling
 from taskzoo.blocks.recurrent import recurrent_stack_from_config
@@ -200,6 +202,23 @@ class SentimentTask(Task):
         texts = keras.Input(shape=(1,), dtype="string", name="text")
         probabilities = keras.layers.Softmax(name="probabilities")(model(vectorizer(texts)))
         return keras.Model(texts, probabilities, name="sentiment_classifier")
+
+    def save_artifacts(self, run_dir):
+        (run_dir / "classes.json").write_text(json.dumps(self.class_names, ensure_ascii=False))
+
+    predict_options = {"text": str}
+
+    @classmethod
+    def predict(cls, run_dir, cfg, options):
+        if "text" not in options:
+            raise ConfigError("A sentiment run predicts the class of text=\"...\".")
+        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+        class_names = json.loads((run_dir / "classes.json").read_text())
+        probabilities = model.predict(tf.constant([[options["text"]]]), verbose=0)[0]
+        best = int(np.argmax(probabilities))
+        print(f"{class_names[best]} ({probabilities[best]:.3f})")
+        for name, probability in zip(class_names, probabilities):
+            print(f"  {name}: {probability:.4f}")
 
     def description(self):
         return {

@@ -1,0 +1,290 @@
+"""Character-level language model: predict the next character, as in the classic char-rnn.
+
+Data: the Python standard library's source code by default (read from the running interpreter,
+so it is on every machine), a TFDS text dataset such as `tiny_shakespeare`, or local UTF-8 text.
+Each split is one long text; validation and test are the last 5% + 5% of the characters unless
+given separately.
+
+Training (`task.bptt`):
+- truncated (default): the text becomes `batch_size` contiguous streams; every step reads the
+  next `seq_length` characters of each stream and starts from the state the previous step ended
+  with, so the model sees context far beyond `seq_length` while gradients flow back only
+  `seq_length` steps. States are reset at the start of every epoch and of every evaluation.
+- windows: independent random windows, each from a zero state, as most tutorials do.
+Validation and test always stream the text statefully, so the two modes give comparable numbers.
+
+Model: character embedding -> the shared recurrent stack (stateful, unidirectional) -> dropout ->
+a dense layer with one logit per character.
+
+Inference: `model.keras` is a batch-1 stateful copy that generates one character at a time,
+carrying its state forward; `vocabulary.json` maps ids to characters.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from taskzoo.blocks.decoding import choose_token
+from taskzoo.blocks.recurrent import recurrent_stack_from_config, reset_recurrent_states
+from taskzoo.data import characters
+from taskzoo.data.tfds_source import load_tfds_split
+from taskzoo.errors import ConfigError, DataError
+from taskzoo.metrics import BitsPerCharacter, Perplexity
+from taskzoo.tasks.base import Task
+
+SAMPLE_TEMPERATURES = (0.5, 1.0)
+
+
+class CharLanguageModelTask(Task):
+    monitor = "val_loss"
+    monitor_mode = "min"
+    main_metric = "bits_per_char"
+
+    # Data: three texts -> a character vocabulary -> streams (or windows) of character ids.
+
+    def datasets(self):
+        data_config = self.cfg.task.data
+        source = str(data_config.source)
+        if source == "stdlib":
+            train, validation, test = characters.split_by_character(
+                characters.stdlib_corpus(data_config.max_characters),
+                data_config.validation_fraction,
+                data_config.test_fraction,
+            )
+        elif source == "tfds":
+            train, validation, test = self._tfds_texts(data_config)
+        else:
+            train, validation, test = self._file_texts(data_config)
+
+        self.vocabulary = characters.CharacterVocabulary.from_text(train)
+        self.validation_text = validation
+        batch_size, seq_length = self.cfg.trainer.batch_size, self.cfg.task.seq_length
+        ids = {name: self.vocabulary.encode(text) for name, text in
+               (("train", train), ("validation", validation), ("test", test))}
+        self.sizes = {name: len(split_ids) for name, split_ids in ids.items()}
+        if str(self.cfg.task.bptt) == "truncated":
+            train_batches = characters.stream_batches(ids["train"], batch_size, seq_length, "training")
+        else:
+            num_batches = (len(ids["train"]) - 1) // (batch_size * seq_length)
+            train_batches = characters.window_batches(
+                ids["train"], batch_size, seq_length, num_batches, self.cfg.trainer.seed
+            )
+        return (
+            train_batches,
+            characters.stream_batches(ids["validation"], batch_size, seq_length, "validation"),
+            characters.stream_batches(ids["test"], batch_size, seq_length, "test"),
+        )
+
+    def _tfds_texts(self, data_config):
+        if not data_config.name:
+            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. tiny_shakespeare).")
+
+        def load(split):
+            dataset, info = load_tfds_split(data_config.name, split, data_config.data_dir)
+            text_keys = [key for key, feature in info.features.items() if feature.dtype == tf.string]
+            if len(text_keys) != 1:
+                raise DataError(f"TFDS dataset {data_config.name!r} has no single text feature ({text_keys}).")
+            return "\n".join(
+                example[text_keys[0]].decode("utf-8") for example in dataset.as_numpy_iterator()
+            )
+
+        return tuple(
+            load(split)
+            for split in (data_config.train_split, data_config.validation_split, data_config.test_split)
+        )
+
+    def _file_texts(self, data_config):
+        if not data_config.train:
+            raise ConfigError("task.data.source=files needs task.data.train=PATH (a file, directory or glob).")
+        train = characters.read_corpus(data_config.train)
+        validation = characters.read_corpus(data_config.validation) if data_config.validation else None
+        test = characters.read_corpus(data_config.test) if data_config.test else None
+        if validation is None and test is None:
+            return characters.split_by_character(
+                train, data_config.validation_fraction, data_config.test_fraction
+            )
+        if validation is None or test is None:
+            fraction = data_config.validation_fraction if validation is None else data_config.test_fraction
+            cut = int(len(train) * (1 - fraction))
+            train, held_out = train[:cut], train[cut:]
+            validation = validation if validation is not None else held_out
+            test = test if test is not None else held_out
+        return train, validation, test
+
+    # Model: embedding -> stateful recurrent stack -> next-character logits.
+
+    def build_model(self, batch_size=None):
+        """The language model for batches of `batch_size` streams (default: the trainer's)."""
+        model_config = self.cfg.model
+        if model_config.bidirectional:
+            raise ConfigError(
+                "model.bidirectional=true cannot predict the next character: the backward direction "
+                "would read it. Use model.bidirectional=false with task=char_lm."
+            )
+        batch_size = batch_size or self.cfg.trainer.batch_size
+        # (batch, time) character ids; the time length may vary.
+        character_ids = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="character_ids")
+        embedded = keras.layers.Embedding(
+            len(self.vocabulary), model_config.embedding_dim, name="embedding"
+        )(character_ids)
+        # (batch, time, units)
+        hidden = recurrent_stack_from_config(
+            model_config, return_sequences=True, stateful=True, name="recurrent_stack"
+        )(embedded)
+        hidden = keras.layers.Dropout(model_config.dropout, name="dropout")(hidden)
+        # (batch, time, vocabulary)
+        logits = keras.layers.Dense(len(self.vocabulary), name="next_character")(hidden)
+        return keras.Model(character_ids, logits, name="char_lm")
+
+    def loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def metrics(self):
+        return [BitsPerCharacter(), Perplexity()]
+
+    def callbacks(self, run_dir):
+        return [
+            StateResets(reset_every_batch=str(self.cfg.task.bptt) == "windows"),
+            TextSamples(self, run_dir / "samples"),
+        ]
+
+    # Inference: a batch-1 copy that generates and scores text one character at a time.
+
+    def export_model(self, model):
+        generator = self.build_model(batch_size=1)
+        generator.set_weights(model.get_weights())
+        return generator
+
+    def save_artifacts(self, run_dir):
+        self.vocabulary.save(run_dir / "vocabulary.json")
+
+    def description(self):
+        return {"characters": self.sizes, "vocabulary_size": len(self.vocabulary)}
+
+    predict_options = {
+        "prompt": str,
+        "length": int,
+        "temperature": float,
+        "top_k": int,
+        "seed": int,
+        "score": str,
+    }
+
+    @classmethod
+    def predict(cls, run_dir, cfg, options):
+        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+        vocabulary = characters.CharacterVocabulary.load(run_dir / "vocabulary.json")
+        if "score" in options:
+            if len(options) > 1:
+                raise ConfigError(f"score= goes alone; it does not take {sorted(set(options) - {'score'})}.")
+            log_probability, bits = score(model, vocabulary, options["score"])
+            print(f"log-probability: {log_probability:.4f} nats ({log_probability / math.log(2):.4f} bits)")
+            print(f"bits per character: {bits:.4f}")
+            return
+        text = generate(
+            model,
+            vocabulary,
+            prompt=options.get("prompt", "\n"),
+            length=options.get("length", 500),
+            temperature=options.get("temperature", 1.0),
+            top_k=options.get("top_k"),
+            seed=options.get("seed"),
+        )
+        print(options.get("prompt", "") + text)
+
+
+class StateResets(keras.callbacks.Callback):
+    """Zeroes the carried states at every epoch start and evaluation start (and before every
+    batch when training on independent windows)."""
+
+    def __init__(self, reset_every_batch):
+        super().__init__()
+        self.reset_every_batch = reset_every_batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        reset_recurrent_states(self.model)
+
+    def on_test_begin(self, logs=None):
+        reset_recurrent_states(self.model)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.reset_every_batch:
+            reset_recurrent_states(self.model)
+
+
+class TextSamples(keras.callbacks.Callback):
+    """Writes generated text at temperatures 0.5 and 1.0 to TensorBoard's text tab every epoch."""
+
+    def __init__(self, task, log_dir):
+        super().__init__()
+        self.task = task
+        self.log_dir = str(log_dir)
+
+    def on_train_begin(self, logs=None):
+        self.generator = self.task.build_model(batch_size=1)
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+        prompt = self.task.cfg.task.sample_prompt
+        if prompt is None:
+            prompt = self.task.validation_text.split("\n", 1)[0][:40] or "\n"
+        self.prompt = prompt
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.generator.set_weights(self.model.network.get_weights())
+        with self.writer.as_default(step=epoch):
+            for temperature in SAMPLE_TEMPERATURES:
+                text = self.prompt + generate(
+                    self.generator, self.task.vocabulary, self.prompt,
+                    self.task.cfg.task.sample_length, temperature, top_k=None, seed=epoch,
+                )
+                # A Markdown code block keeps line breaks and indentation.
+                tf.summary.text(f"samples/temperature_{temperature}", f"```\n{text}\n```")
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
+def _step_function(model):
+    """A compiled call of the batch-1 model on (1, time) ids, traced once for any length."""
+    return tf.function(
+        lambda ids: model(ids, training=False),
+        input_signature=[tf.TensorSpec((1, None), tf.int32)],
+    )
+
+
+def generate(model, vocabulary, prompt, length, temperature=1.0, top_k=None, seed=None):
+    """Generates `length` characters after `prompt`, feeding one character at a time and carrying
+    the state forward (the prompt is read once). temperature=0 is greedy decoding."""
+    if not prompt:
+        raise ConfigError("prompt= must hold at least one character.")
+    if length < 0:
+        raise ConfigError(f"length must be 0 or more; received {length}.")
+    rng = np.random.default_rng(seed)
+    step = _step_function(model)
+    reset_recurrent_states(model)
+    # (1, time, vocabulary) -> the logits after the last prompt character.
+    logits = step(vocabulary.encode(prompt)[None])[0, -1].numpy()
+    generated = []
+    for _ in range(length):
+        next_id = choose_token(logits, temperature, top_k, rng)
+        generated.append(next_id)
+        logits = step(np.array([[next_id]], dtype="int32"))[0, -1].numpy()
+    return vocabulary.decode(generated)
+
+
+def score(model, vocabulary, text):
+    """Returns (log-probability in nats, bits per character) of `text` under the model.
+
+    Every character after the first is predicted from the ones before it, so a text of n
+    characters is scored on n - 1 predictions.
+    """
+    if len(text) < 2:
+        raise ConfigError("score= needs a text of at least two characters.")
+    ids = vocabulary.encode(text)
+    reset_recurrent_states(model)
+    logits = _step_function(model)(ids[None, :-1])[0]
+    log_probabilities = tf.nn.log_softmax(logits, axis=-1).numpy()
+    total = float(log_probabilities[np.arange(len(ids) - 1), ids[1:]].sum())
+    return total, -total / math.log(2) / (len(ids) - 1)
