@@ -18,7 +18,8 @@ SMOKE = ["trainer=smoke", "model.units=8", "model.embedding_dim=8", "task.data.n
 @pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
 def test_smoke_run_writes_metrics_model_and_tensorboard_scalars(tmp_path, model):
     run_dir = tmp_path / "run"
-    result = run_cli([f"model={model}", *SMOKE, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    # Logging every 3 steps, with 4 steps an epoch: epoch ends fall between logged steps.
+    result = run_cli([f"model={model}", *SMOKE, "trainer.log_every_n_steps=3", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"Run directory: {run_dir}" in result.stdout
 
@@ -30,11 +31,12 @@ def test_smoke_run_writes_metrics_model_and_tensorboard_scalars(tmp_path, model)
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
     train_tags = event_tags(run_dir / "train")
-    # The smoke profile logs every step: 2 epochs of 4 steps.
-    assert train_tags["batch_loss"] == 8 and train_tags["epoch_loss"] == 2
-    assert train_tags["gradient_norm/global"] == 8
-    assert train_tags[f"gradient_norm/recurrent_stack/{model}_0"] == 8
-    assert train_tags["gradient_norm/classifier"] == 8 and train_tags["learning_rate"] == 8
+    # 2 epochs of 4 steps: per-step scalars at steps 3 and 6, epoch scalars at both epoch ends.
+    assert train_tags["batch_loss"] == 2 and train_tags["epoch_loss"] == 2
+    assert train_tags["gradient_norm/global"] == 2
+    assert train_tags[f"gradient_norm/recurrent_stack/{model}_0"] == 2
+    assert train_tags["gradient_norm/classifier"] == 2 and train_tags["learning_rate"] == 2
+    assert train_tags["epoch_learning_rate"] == 2
     assert event_tags(run_dir / "validation")["epoch_accuracy"] == 2
     root_tags = event_tags(run_dir)
     assert root_tags["_hparams_/session_start_info"] == 1
@@ -102,3 +104,17 @@ def test_a_wrong_type_fails_before_any_training(tmp_path):
     assert "Value 'abc' of type 'str' could not be converted to Integer" in result.stderr
     assert "full_key: model.units" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_the_class_of_a_text_from_a_finished_run(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli([*SMOKE, f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    result = run_cli([f"run_dir={run_dir}", 'text=the plot was "fine", but = dull'], cwd=tmp_path, module="taskzoo.predict")
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert first.split(" ")[0] in ("negative", "positive")
+    probabilities = [float(line.split(": ")[1]) for line in rest]
+    assert len(probabilities) == 2 and abs(sum(probabilities) - 1) < 1e-3
+    missing = run_cli([f"run_dir={run_dir}", "prompt=x"], cwd=tmp_path, module="taskzoo.predict")
+    assert missing.returncode == 2 and "Unknown option prompt= for a sentiment run" in missing.stderr

@@ -97,7 +97,8 @@ class GradientNormLogger(keras.callbacks.Callback):
         if self.step % self.every_n_steps:
             return
         layer_norms = self.model.layer_gradient_norms.numpy()
-        with self.writer.as_default(step=self.step):
+        # Recorded whatever condition another callback has set for its own per-step summaries.
+        with self.writer.as_default(step=self.step), tf.summary.record_if(True):
             tf.summary.scalar("gradient_norm/global", float(self.model.global_gradient_norm.numpy()))
             for name, norm in zip(self.model.layer_names, layer_norms):
                 tf.summary.scalar(f"gradient_norm/{name}", float(norm))

@@ -34,11 +34,28 @@ def flat_hyperparameters(cfg):
     return flat
 
 
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback, with the epoch-level summaries always recorded.
+
+    With an integer `update_freq`, Keras keeps its per-step condition ("the step is a multiple of
+    update_freq") active for the whole of training, so at the end of an epoch whose step count is
+    not such a multiple the epoch summaries would be dropped.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        with tf.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
+
+    def on_test_end(self, logs=None):
+        with tf.summary.record_if(True):
+            super().on_test_end(logs)
+
+
 def tensorboard_callbacks(log_dir, every_n_steps):
     """Keras' TensorBoard callback (loss and metrics per step and per epoch, learning rate per
     epoch, in `train/` and `validation/`) and the gradient-norm logger (in `train/`)."""
     return [
-        keras.callbacks.TensorBoard(log_dir=str(log_dir), update_freq=every_n_steps),
+        TensorBoard(log_dir=str(log_dir), update_freq=every_n_steps),
         GradientNormLogger(log_dir / "train", every_n_steps),
     ]
 

@@ -232,7 +232,7 @@ class TextSamples(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.generator.set_weights(self.model.network.get_weights())
-        with self.writer.as_default(step=epoch):
+        with self.writer.as_default(step=epoch), tf.summary.record_if(True):
             for temperature in SAMPLE_TEMPERATURES:
                 text = self.prompt + generate(
                     self.generator, self.task.vocabulary, self.prompt,
