@@ -51,7 +51,6 @@ def run_baseline(data, minutes, out):
 
     import_tensorflow_quietly()
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from taskzoo.data.characters import CharacterVocabulary, split_by_character, stream_batches

@@ -37,8 +37,8 @@ def main():
         name, _, overrides = variant.partition("=")
         rows.append((name, shlex.split(overrides)))
 
-    print(f"| configuration | test metrics | epochs | train time (s) | wall time (s) |")
-    print(f"|---|---|---|---|---|")
+    print("| configuration | test metrics | epochs | train time (s) | wall time (s) |")
+    print("|---|---|---|---|---|")
     for name, overrides in rows:
         run_dir = out / "".join(c if c.isalnum() else "_" for c in name)
         command = [

@@ -1,8 +1,5 @@
 """The command line: `python -m taskzoo task=sentiment model=gru` (Hydra overrides)."""
 
-import os
-import sys
-
 from taskzoo.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
@@ -10,7 +7,7 @@ import_tensorflow_quietly()
 import hydra  # noqa: E402
 
 from taskzoo.config import register_configs  # noqa: E402
-from taskzoo.errors import TaskzooError  # noqa: E402
+from taskzoo.errors import one_line_errors  # noqa: E402
 
 register_configs()
 
@@ -19,13 +16,8 @@ register_configs()
 def main(cfg):
     from taskzoo import train
 
-    try:
+    with one_line_errors():
         return train.run(cfg)
-    except TaskzooError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"Error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ its `.hydra/config.yaml`) decides which keys it accepts. Only `.keras` files in 
 plain YAML are loaded: nothing in a run directory can execute code.
 """
 
-import os
 import pathlib
 import sys
 
-from taskzoo.errors import ConfigError, TaskzooError
+from taskzoo.errors import ConfigError, one_line_errors
 
 
 def parse_options(arguments):
@@ -79,13 +78,8 @@ def main():
     from taskzoo.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    try:
+    with one_line_errors():
         predict(sys.argv[1:])
-    except TaskzooError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"Error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

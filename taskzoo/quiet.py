@@ -1,5 +1,6 @@
 """Imports TensorFlow without the lines its C++ runtime prints at start-up."""
 
+import importlib
 import os
 import sys
 
@@ -12,8 +13,7 @@ def import_tensorflow_quietly():
     Set `TASKZOO_VERBOSE_IMPORT=1` to see them, for debugging an installation.
     """
     if "tensorflow" in sys.modules or os.environ.get("TASKZOO_VERBOSE_IMPORT") == "1":
-        import tensorflow  # noqa: F401
-
+        importlib.import_module("tensorflow")
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     sys.stderr.flush()
