@@ -13,8 +13,6 @@ class Task:
     # The validation metric that selects the best epoch and drives early stopping.
     monitor = "val_loss"
     monitor_mode = "min"
-    # The test metric printed at the end of a run.
-    main_metric = "loss"
     # Training steps that make one epoch; set by `datasets()` when the training set repeats.
     steps_per_epoch = None
 

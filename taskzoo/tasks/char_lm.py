@@ -40,7 +40,6 @@ SAMPLE_TEMPERATURES = (0.5, 1.0)
 class CharLanguageModelTask(Task):
     monitor = "val_loss"
     monitor_mode = "min"
-    main_metric = "bits_per_char"
 
     # Data: three texts -> a character vocabulary -> streams (or windows) of character ids.
 

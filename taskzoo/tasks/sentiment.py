@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 class SentimentTask(Task):
     monitor = "val_accuracy"
     monitor_mode = "max"
-    main_metric = "accuracy"
 
     # Data: load the three splits as texts and labels, build the vocabulary, batch by length.
 
