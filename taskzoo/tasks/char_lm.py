@@ -137,9 +137,6 @@ class CharLanguageModelTask(Task):
         logits = keras.layers.Dense(len(self.vocabulary), name="next_character")(hidden)
         return keras.Model(character_ids, logits, name="char_lm")
 
-    def loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
     def metrics(self):
         return [BitsPerCharacter(), Perplexity()]
 

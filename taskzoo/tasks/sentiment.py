@@ -181,9 +181,6 @@ class SentimentTask(Task):
         logits = keras.layers.Dense(len(self.class_names), name="classifier")(encoded)
         return keras.Model(token_ids, logits, name="sentiment")
 
-    def loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
     def metrics(self):
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
