@@ -9,7 +9,7 @@ was expected.
 
 import dataclasses
 import enum
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -40,6 +40,11 @@ class OptimizerName(Choice):
     adamw = "adamw"
     rmsprop = "rmsprop"
     sgd = "sgd"
+
+
+class Schedule(Choice):
+    constant = "constant"
+    cosine = "cosine"
 
 
 class Pooling(Choice):
@@ -92,6 +97,11 @@ class TrainerConfig:
     batch_size: int = 64
     optimizer: OptimizerName = OptimizerName.adam
     learning_rate: float = 1e-3
+    # constant, or cosine: decays from learning_rate to learning_rate * min_learning_rate_fraction
+    # over the run, whose length is the time budget when max_minutes is set (or the step count
+    # when that ends first), else epochs x steps per epoch.
+    schedule: Schedule = Schedule.constant
+    min_learning_rate_fraction: float = 0.05
     # Clip gradients by their global norm; null turns clipping off.
     clipnorm: Optional[float] = 1.0
     # Stop after this many epochs without improvement of the monitored validation metric.
@@ -192,6 +202,53 @@ class CharLanguageModelTaskConfig:
 
 
 @dataclasses.dataclass
+class VideoDataConfig:
+    """Where the frame-labelling task reads its videos from."""
+
+    # synthetic: moving handwritten digits generated offline; files: local videos; tfds: a builder.
+    source: DataSource = DataSource.synthetic
+    # TFDS builder name (source=tfds), e.g. ucf101; the video's label is given to every frame.
+    name: Optional[str] = None
+    data_dir: Optional[str] = None
+    train_split: str = "train"
+    validation_split: Optional[str] = None
+    test_split: str = "test"
+    # Local directories (source=files): one video file (mp4, avi, gif, ...) or one folder of frame
+    # images per video; validation and test are split off the training videos when not given.
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    # Frame labels (source=files): a CSV file with columns video,frame,label, or a directory of
+    # <video>.txt files with one label per line, one line per frame; null looks for labels.csv in
+    # each data directory.
+    labels: Optional[str] = None
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Videos generated (source=synthetic).
+    num_train: int = 1500
+    num_validation: int = 200
+    num_test: int = 400
+
+
+@dataclasses.dataclass
+class VideoTaskConfig:
+    name: str = "video"
+    data: VideoDataConfig = dataclasses.field(default_factory=VideoDataConfig)
+    # Frames are resized to frame_size x frame_size pixels.
+    frame_size: int = 32
+    # Keep every frame_stride-th frame (and its label).
+    frame_stride: int = 1
+    # Videos are cut after this many frames (after the stride).
+    max_frames: int = 64
+    # Convolution filters of the per-frame CNN, one block (conv, conv, pool) per entry.
+    cnn_filters: List[int] = dataclasses.field(default_factory=lambda: [16, 32, 64])
+    # Size of the feature vector the frame encoder gives the recurrent stack per frame.
+    frame_features: int = 64
+    # Validation frames drawn in the TensorBoard image strip each epoch.
+    strip_frames: int = 24
+
+
+@dataclasses.dataclass
 class TaskzooConfig:
     task: Any = MISSING
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -202,6 +259,7 @@ class TaskzooConfig:
 TASK_SCHEMAS = {
     "sentiment": SentimentTaskConfig,
     "char_lm": CharLanguageModelTaskConfig,
+    "video": VideoTaskConfig,
 }
 
 
@@ -240,6 +298,7 @@ def validate_config(cfg: DictConfig):
         "trainer.evaluation_steps",
     ):
         _check(cfg, key, *positive)
+    _check(cfg, "trainer.min_learning_rate_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")
     _check(cfg, "trainer.early_stopping_patience", lambda v: v >= 0, "an integer of 0 or more")
     _check(cfg, "trainer.verbose", lambda v: v in (0, 1, 2), "0, 1 or 2")
     _check(cfg, "task.vocabulary_size", lambda v: v >= 3, "an integer of 3 or more")
@@ -247,12 +306,19 @@ def validate_config(cfg: DictConfig):
     for key in ("task.data.validation_fraction", "task.data.test_fraction"):
         _check(cfg, key, lambda v: 0 < v < 1, "a number in (0, 1)")
     for key in ("task.data.num_train", "task.data.num_validation", "task.data.num_test",
-                "task.data.max_characters", "task.seq_length", "task.sample_length"):
+                "task.data.max_characters", "task.seq_length", "task.sample_length",
+                "task.frame_size", "task.frame_stride", "task.max_frames", "task.frame_features",
+                "task.strip_frames"):
         _check(cfg, key, *positive)
     fractions = [OmegaConf.select(cfg, f"task.data.{name}_fraction") for name in ("validation", "test")]
     if None not in fractions and sum(fractions) >= 1:
         raise ConfigError(
             f"task.data.validation_fraction + task.data.test_fraction must be below 1 (got {sum(fractions)})."
+        )
+    filters = OmegaConf.select(cfg, "task.cnn_filters")
+    if filters is not None and (len(filters) == 0 or min(filters) <= 0):
+        raise ConfigError(
+            f"Invalid value for task.cnn_filters: {list(filters)} (expected a non-empty list of positive integers)."
         )
     if cfg.model.num_layers == 0 and cfg.model.bidirectional:
         raise ConfigError(

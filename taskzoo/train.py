@@ -19,6 +19,7 @@ from taskzoo.training import (
     TimeBudget,
     best_weights_callback,
     build_optimizer,
+    learning_rate_callbacks,
     save_model_atomic,
     write_json_atomic,
 )
@@ -30,6 +31,14 @@ def hydra_run_dir():
     from hydra.core.hydra_config import HydraConfig
 
     return pathlib.Path(HydraConfig.get().runtime.output_dir)
+
+
+def at_most_one_pass(dataset, steps):
+    """Caps `steps` at one pass over a finite dataset; a repeating dataset keeps `steps`."""
+    batches = int(dataset.cardinality())
+    if batches > 0:
+        return min(steps or batches, batches)
+    return steps
 
 
 def run(cfg, run_dir=None):
@@ -52,6 +61,7 @@ def run(cfg, run_dir=None):
         optimizer=build_optimizer(cfg.trainer),
         loss=task.loss(),
         metrics=task.metrics(),
+        weighted_metrics=task.weighted_metrics(),
         jit_compile=cfg.trainer.jit_compile,
     )
 
@@ -61,6 +71,9 @@ def run(cfg, run_dir=None):
     task_callbacks = task.callbacks(run_dir)
     callbacks = [*task_callbacks, best_weights, *tensorboard_callbacks(run_dir, trainer.log_every_n_steps)]
     callbacks += [budget] if budget else []
+    steps_per_epoch = trainer.steps_per_epoch or task.steps_per_epoch
+    steps_per_epoch = at_most_one_pass(train_data, steps_per_epoch)
+    callbacks += learning_rate_callbacks(trainer, steps_per_epoch)
     write_hyperparameters(run_dir, cfg, trial_id=str(run_dir))
 
     start = time.perf_counter()
@@ -68,8 +81,8 @@ def run(cfg, run_dir=None):
         train_data,
         validation_data=validation_data,
         epochs=trainer.epochs,
-        steps_per_epoch=trainer.steps_per_epoch or task.steps_per_epoch,
-        validation_steps=trainer.evaluation_steps,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=at_most_one_pass(validation_data, trainer.evaluation_steps),
         callbacks=callbacks,
         shuffle=False,
         verbose=trainer.verbose,
@@ -78,14 +91,18 @@ def run(cfg, run_dir=None):
 
     def evaluate(dataset):
         return model.evaluate(
-            dataset, steps=trainer.evaluation_steps, callbacks=task_callbacks, return_dict=True, verbose=0
+            dataset,
+            steps=at_most_one_pass(dataset, trainer.evaluation_steps),
+            callbacks=task_callbacks,
+            return_dict=True,
+            verbose=0,
         )
 
     results = {
         "task": cfg.task.name,
         "model": str(cfg.model.cell),
-        "test": evaluate(test_data),
-        "validation": evaluate(validation_data),
+        "test": {**evaluate(test_data), **task.extra_metrics(network, "test")},
+        "validation": {**evaluate(validation_data), **task.extra_metrics(network, "validation")},
         "epochs_completed": len(history.epoch),
         "train_seconds": round(train_seconds, 2),
         "train_steps": int(model.optimizer.iterations.numpy()),

@@ -35,6 +35,15 @@ class Task:
     def metrics(self):
         return []
 
+    def weighted_metrics(self):
+        """Metrics that take the batches' sample weights (zero on padding) into account."""
+        return []
+
+    def extra_metrics(self, network, split):
+        """Measures that Keras metrics cannot stream, computed on a whole split ("validation" or
+        "test") after training; they join that split's entry in `metrics.json`."""
+        return {}
+
     def callbacks(self, run_dir):
         """Task-specific Keras callbacks, used in training and in every evaluation."""
         return []

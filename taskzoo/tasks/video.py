@@ -1,0 +1,313 @@
+"""Frame-level video classification, a synchronised many-to-many task: a label for every frame.
+
+Data: videos of real handwritten digits moving over a canvas by default (each frame labelled with
+the motion that brought the digit there, see `taskzoo/data/synthetic/moving_digits.py`), local
+videos with frame labels (see `taskzoo/data/video.py`), or a TFDS video builder such as `ucf101`
+whose per-video label is given to every frame.
+
+Model: a small CNN encodes every real frame (`blocks/vision.py`), the shared recurrent stack carries
+context across frames, and a dense layer gives one logit per class at every frame. Padded frames
+are masked everywhere: they skip the CNN, the recurrent stack skips them (its state is not
+touched), and their weight in the loss and the metrics is zero. `model.num_layers=0` removes the
+recurrence: the per-frame baseline.
+"""
+
+import json
+import logging
+import pathlib
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from taskzoo.blocks.recurrent import recurrent_stack_from_config
+from taskzoo.blocks.vision import VideoEncoder
+from taskzoo.data import video
+from taskzoo.data.synthetic.moving_digits import CLASS_NAMES, generate_videos
+from taskzoo.data.tfds_source import load_tfds_split
+from taskzoo.errors import ConfigError, DataError
+from taskzoo.segments import segment_scores, segments
+from taskzoo.tasks.base import Task
+
+logger = logging.getLogger(__name__)
+
+
+class VideoTask(Task):
+    monitor = "val_frame_accuracy"
+    monitor_mode = "max"
+
+    # Data: three lists of videos with integer frame labels, batched with padding and weights.
+
+    def datasets(self):
+        data_config = self.cfg.task.data
+        source = str(data_config.source)
+        if source == "synthetic":
+            splits = self._synthetic_splits(data_config)
+        elif source == "tfds":
+            splits = self._tfds_splits(data_config)
+        else:
+            splits = self._file_splits(data_config)
+
+        self.splits = {}
+        for name, videos in zip(("train", "validation", "test"), splits):
+            if not videos:
+                raise DataError(f"The {name} split has no videos.")
+            self.splits[name] = videos
+        self.frame_shape = self.splits["train"][0].frames.shape[1:]
+        self.label_ids = {name: [self.encode(v) for v in videos] for name, videos in self.splits.items()}
+        batch_size, seed = self.cfg.trainer.batch_size, self.cfg.trainer.seed
+        return tuple(
+            video.batches(self.splits[name], self.label_ids[name], batch_size, name == "train", seed)
+            for name in ("train", "validation", "test")
+        )
+
+    def encode(self, clip):
+        index = {name: i for i, name in enumerate(self.class_names)}
+        unknown = sorted(set(clip.labels) - set(index))
+        if unknown:
+            raise DataError(
+                f"Video {clip.name!r} has the label {unknown[0]!r}, which no training video has "
+                f"(known labels: {', '.join(self.class_names)})."
+            )
+        return np.asarray([index[label] for label in clip.labels], dtype=np.int32)
+
+    def _synthetic_splits(self, data_config):
+        self.class_names = list(CLASS_NAMES)
+        task = self.cfg.task
+        splits = []
+        for offset, count in enumerate((data_config.num_train, data_config.num_validation, data_config.num_test)):
+            generated = generate_videos(count, task.frame_size, task.max_frames, seed=self.cfg.trainer.seed * 3 + offset)
+            splits.append([
+                video.prepare(video.Video(f"video_{index}", frames, [CLASS_NAMES[i] for i in labels]),
+                              task.frame_size, task.frame_stride, task.max_frames)
+                for index, (frames, labels) in enumerate(generated)
+            ])
+        return splits
+
+    def _file_splits(self, data_config):
+        if not data_config.train:
+            raise ConfigError("task.data.source=files needs task.data.train=DIR (one video or frame folder per entry).")
+        task = self.cfg.task
+
+        def read(directory):
+            return video.read_video_directory(
+                directory, data_config.labels, task.frame_size, task.frame_stride, task.max_frames
+            )
+
+        train = read(data_config.train)
+        validation = read(data_config.validation) if data_config.validation else None
+        test = read(data_config.test) if data_config.test else None
+        rng = np.random.default_rng(self.cfg.trainer.seed)
+        order = [train[i] for i in rng.permutation(len(train))]
+        if test is None:
+            count = max(1, round(len(train) * data_config.test_fraction))
+            test, order = order[:count], order[count:]
+        if validation is None:
+            count = max(1, round(len(train) * data_config.validation_fraction))
+            validation, order = order[:count], order[count:]
+        train = order
+        self.class_names = sorted({label for clip in train for label in clip.labels})
+        return train, validation, test
+
+    def _tfds_splits(self, data_config):
+        if not data_config.name:
+            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. ucf101).")
+        task = self.cfg.task
+
+        def load(split):
+            dataset, info = load_tfds_split(data_config.name, split, data_config.data_dir)
+            video_key, label_key = tfds_video_keys(info, data_config.name)
+            names = info.features[label_key].names
+            clips = []
+            for index, example in enumerate(dataset.as_numpy_iterator()):
+                frames = video._to_rgb(np.asarray(example[video_key]))
+                labels = [names[int(example[label_key])]] * len(frames)
+                clips.append(video.prepare(video.Video(f"{split}_{index}", frames, labels),
+                                           task.frame_size, task.frame_stride, task.max_frames))
+            return clips, names
+
+        train, self.class_names = load(data_config.train_split)
+        test, _ = load(data_config.test_split)
+        if data_config.validation_split:
+            validation, _ = load(data_config.validation_split)
+        else:
+            rng = np.random.default_rng(self.cfg.trainer.seed)
+            order = [train[i] for i in rng.permutation(len(train))]
+            count = max(1, round(len(train) * data_config.validation_fraction))
+            validation, train = order[:count], order[count:]
+        return train, validation, test
+
+    # Model: frame encoder -> recurrent stack over real frames -> a classifier at every frame.
+
+    def build_model(self):
+        cfg = self.cfg
+        frames = keras.Input((None, *self.frame_shape), dtype="uint8" if len(self.frame_shape) == 3 else "float32",
+                             name="frames")
+        real_frames = keras.Input((None,), dtype="bool", name="mask")
+        if len(self.frame_shape) == 3:
+            features = VideoEncoder(cfg.task.cnn_filters, cfg.task.frame_features, name="video_encoder")(
+                frames, real_frames
+            )
+        else:  # Precomputed per-frame features.
+            features = keras.layers.Dense(cfg.task.frame_features, activation="relu", name="project")(frames)
+        features = keras.layers.Dropout(cfg.model.dropout)(features)
+        sequence = recurrent_stack_from_config(cfg.model, return_sequences=True, name="recurrent_stack")(
+            features, mask=real_frames
+        )
+        sequence = keras.layers.Dropout(cfg.model.dropout)(sequence)
+        logits = keras.layers.Dense(len(self.class_names), name="classifier")(sequence)
+        return keras.Model({"frames": frames, "mask": real_frames}, logits, name="video_labeller")
+
+    def loss(self):
+        # The mean over real frames: padding has weight 0 and does not count in the denominator.
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
+    def weighted_metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name="frame_accuracy")]
+
+    def callbacks(self, run_dir):
+        return [ValidationVideos(self, run_dir / "samples")]
+
+    def extra_metrics(self, network, split):
+        predictions = predict_labels(network, self.batches_of(split))
+        return segment_scores(predictions, self.label_ids[split])
+
+    def batches_of(self, split):
+        return video.batches(self.splits[split], self.label_ids[split], self.cfg.trainer.batch_size, False, 0)
+
+    def save_artifacts(self, run_dir):
+        (run_dir / "classes.json").write_text(json.dumps(self.class_names) + "\n")
+
+    def description(self):
+        frames = {name: sum(len(v.frames) for v in videos) for name, videos in self.splits.items()}
+        return {
+            "videos": {name: len(videos) for name, videos in self.splits.items()},
+            "frames": frames,
+            "frame_shape": list(self.frame_shape),
+            "classes": self.class_names,
+        }
+
+    # Inference: `python -m taskzoo.predict run_dir=RUN video=path.mp4`.
+
+    predict_options = {"video": str}
+
+    @classmethod
+    def predict(cls, run_dir, cfg, options):
+        if "video" not in options:
+            raise ConfigError("Missing video=PATH (a video file, a folder of frames or a .npy feature file).")
+        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+        class_names = json.loads((run_dir / "classes.json").read_text())
+        path = pathlib.Path(options["video"])
+        if not path.exists():
+            raise DataError(f"{path}: no such video.")
+        stride = cfg.task.frame_stride
+        clip = video.Video(path.name, video.read_frames(path))
+        # Every frame is labelled: the stride applies, max_frames does not.
+        clip = video.prepare(clip, cfg.task.frame_size, stride, len(clip.frames))
+        frames = match_input(clip.frames, model.input["frames"].shape)
+        logits = model({"frames": frames[None], "mask": np.ones((1, len(frames)), bool)}, training=False)
+        labels = [class_names[i] for i in np.argmax(np.asarray(logits)[0], axis=-1)]
+        for index, label in enumerate(labels):
+            print(f"frame {index * stride}: {label}")
+        print("segments (label, first frame, last frame):")
+        for label, first, last in segments(labels):
+            print(f"{label}\t{first * stride}\t{last * stride}")
+
+
+def tfds_video_keys(info, name):
+    """Returns (video_key, label_key) of a TFDS builder with one video and one class label."""
+    import tensorflow_datasets as tfds
+
+    features = info.features
+    video_keys = [key for key, feature in features.items() if len(feature.shape) == 4]
+    label_keys = [key for key, feature in features.items() if isinstance(feature, tfds.features.ClassLabel)]
+    if len(video_keys) != 1 or len(label_keys) != 1:
+        raise DataError(
+            f"TFDS dataset {name!r} is not a labelled video dataset (video features {video_keys}, "
+            f"class label features {label_keys}); it needs one of each."
+        )
+    return video_keys[0], label_keys[0]
+
+
+def match_input(frames, input_shape):
+    """Checks a decoded video against the model's input and converts RGB and grey-scale frames."""
+    expected = tuple(input_shape[2:])
+    if frames.ndim == 4 and len(expected) == 3 and frames.shape[-1] != expected[-1]:
+        if expected[-1] == 1:
+            frames = np.round(frames.mean(axis=-1, keepdims=True)).astype(np.uint8)
+        elif frames.shape[-1] == 1:
+            frames = np.repeat(frames, expected[-1], axis=-1)
+    if frames.shape[1:] != expected:
+        raise DataError(f"The video gives frames of shape {frames.shape[1:]}; the model takes {expected}.")
+    return frames
+
+
+_PREDICT_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def predict_labels(network, dataset):
+    """The predicted label ids of every video, real frames only, in dataset order."""
+    if network not in _PREDICT_FUNCTIONS:
+        # Traced once per network: the time axis and the batch size are left open.
+        _PREDICT_FUNCTIONS[network] = tf.function(
+            lambda inputs: tf.argmax(network(inputs, training=False), axis=-1),
+            input_signature=[dataset.element_spec[0]],
+        )
+    predict = _PREDICT_FUNCTIONS[network]
+    predictions = []
+    for inputs, _, _ in dataset:
+        labels = predict(inputs).numpy()
+        lengths = inputs["mask"].numpy().sum(axis=1)
+        predictions += [row[:length] for row, length in zip(labels, lengths)]
+    return predictions
+
+
+class ValidationVideos(keras.callbacks.Callback):
+    """At every epoch end: the segment scores of the validation videos (`val_edit_score`,
+    `val_f1_50`, added to the epoch's logs), and a strip of one validation video's frames with the
+    true and the predicted label under each frame, in TensorBoard's image tab."""
+
+    def __init__(self, task, log_dir):
+        super().__init__()
+        self.task = task
+        self.log_dir = str(log_dir)
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        network = self.model.network
+        scores = self.task.extra_metrics(network, "validation")
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in scores.items()})
+        clip = self.task.splits["validation"][0]
+        if clip.frames.ndim != 4:
+            return
+        count = min(len(clip.frames), self.task.cfg.task.strip_frames)
+        inputs = {"frames": clip.frames[None, :count], "mask": np.ones((1, count), bool)}
+        predicted = np.argmax(np.asarray(network(inputs, training=False))[0], axis=-1)
+        names = self.task.class_names
+        strip = frame_strip(clip.frames[:count], clip.labels[:count], [names[i] for i in predicted])
+        with self.writer.as_default(step=epoch), tf.summary.record_if(True):
+            tf.summary.image("validation/frames", strip[None], step=epoch)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
+def frame_strip(frames, true_labels, predicted_labels, tile=64):
+    """One image: the frames side by side, the true label (black) and the predicted label (green
+    when right, red when wrong) under each."""
+    from PIL import Image, ImageDraw
+
+    caption = 26
+    strip = Image.new("RGB", (tile * len(frames), tile + caption), "white")
+    draw = ImageDraw.Draw(strip)
+    for index, (frame, truth, guess) in enumerate(zip(frames, true_labels, predicted_labels)):
+        image = Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame).convert("RGB")
+        strip.paste(image.resize((tile, tile), Image.NEAREST), (index * tile, 0))
+        draw.text((index * tile + 2, tile + 1), str(truth)[:10], fill="black")
+        draw.text((index * tile + 2, tile + 13), str(guess)[:10], fill="green" if guess == truth else "red")
+    return np.asarray(strip)
