@@ -110,6 +110,11 @@ class TrainerConfig:
     # A wall-clock budget for training; the run then stops cleanly, evaluates and saves.
     max_minutes: Optional[float] = None
     jit_compile: bool = False
+    # Same seed and configuration give the same numbers on a CPU (TensorFlow op determinism).
+    deterministic: bool = False
+    # Back up the training state every this many steps as well as at every epoch end (null: at
+    # epoch ends only); a killed run resumes from its last backup.
+    backup_every_n_steps: Optional[int] = None
     # Per-step TensorBoard scalars (loss, gradient norms, learning rate) every this many steps.
     log_every_n_steps: int = 10
     # Cap on training steps per epoch (null: the whole training set); used by quick smoke runs.
@@ -296,6 +301,7 @@ def validate_config(cfg: DictConfig):
         "trainer.log_every_n_steps",
         "trainer.steps_per_epoch",
         "trainer.evaluation_steps",
+        "trainer.backup_every_n_steps",
     ):
         _check(cfg, key, *positive)
     _check(cfg, "trainer.min_learning_rate_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")

@@ -1,5 +1,6 @@
 """Run directories: a run never writes into a directory that holds another, finished run."""
 
+import json
 import pathlib
 import sys
 
@@ -10,12 +11,22 @@ from omegaconf import DictConfig
 FINISHED_MARKER = "metrics.json"
 
 
+def is_interrupted(marker):
+    """True for the metrics.json of a run stopped by a signal, which the same command resumes."""
+    try:
+        return json.loads(marker.read_text()).get("interrupted") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def finished_runs_in(directory):
-    """Returns the finished runs found in `directory` or below it."""
+    """Returns the finished runs found in `directory` or below it (interrupted runs excepted)."""
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         return []
-    return sorted(path.parent for path in directory.rglob(FINISHED_MARKER))
+    return sorted(
+        path.parent for path in directory.rglob(FINISHED_MARKER) if not is_interrupted(path)
+    )
 
 
 class RunDirectoryGuard(Callback):

@@ -2,18 +2,21 @@
 
 import logging
 import pathlib
-import time
+import shutil
 
 import keras
+import tensorflow as tf
 
 from taskzoo.blocks.recurrent import fused_kernel_warning
 from taskzoo.config import validate_config
+from taskzoo.errors import TrainingError
 from taskzoo.observe.gradients import GradientNormModel
 from taskzoo.observe.tensorboard import (
     tensorboard_callbacks,
     write_final_metrics,
     write_hyperparameters,
 )
+from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss
 from taskzoo.tasks import build_task
 from taskzoo.training import (
     TimeBudget,
@@ -42,12 +45,20 @@ def at_most_one_pass(dataset, steps):
 
 
 def run(cfg, run_dir=None):
-    """Trains, evaluates and saves one run; returns the `metrics.json` content."""
+    """Trains, evaluates and saves one run; returns the `metrics.json` content.
+
+    A run directory that holds a backup (a run killed or stopped before it finished) resumes from
+    it. A stop signal or a non-finite loss ends the run with `metrics.json` saying why, and
+    raises a TaskzooError that the command line turns into one line and a non-zero exit code.
+    """
     validate_config(cfg)
     run_dir = pathlib.Path(run_dir) if run_dir is not None else hydra_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = cfg.trainer
     keras.backend.clear_session()
-    keras.utils.set_random_seed(cfg.trainer.seed)
+    keras.utils.set_random_seed(trainer.seed)
+    if trainer.deterministic:
+        tf.config.experimental.enable_op_determinism()
     warning = fused_kernel_warning(str(cfg.model.cell), cfg.model.recurrent_dropout)
     if warning:
         logger.warning(warning)
@@ -58,36 +69,79 @@ def run(cfg, run_dir=None):
     network = task.build_model()
     model = GradientNormModel(network)
     model.compile(
-        optimizer=build_optimizer(cfg.trainer),
+        optimizer=build_optimizer(trainer),
         loss=task.loss(),
         metrics=task.metrics(),
         weighted_metrics=task.weighted_metrics(),
-        jit_compile=cfg.trainer.jit_compile,
+        jit_compile=trainer.jit_compile,
     )
 
-    trainer = cfg.trainer
-    budget = TimeBudget(trainer.max_minutes) if trainer.max_minutes else None
+    steps_per_epoch = at_most_one_pass(train_data, trainer.steps_per_epoch or task.steps_per_epoch)
+    budget = [TimeBudget(trainer.max_minutes)] if trainer.max_minutes else []
+    schedule = learning_rate_callbacks(trainer, steps_per_epoch)
     best_weights = best_weights_callback(task, trainer)
+    stopper, non_finite = GracefulStop(), StopOnNonFiniteLoss()
+    backup = Backup(
+        run_dir / "backup",
+        trainer.backup_every_n_steps,
+        resumables=[*budget, *schedule],
+        best_weights=best_weights,
+        should_skip=lambda: stopper.received is not None or non_finite.failure is not None,
+        failed=lambda: non_finite.failure is not None,
+    )
     task_callbacks = task.callbacks(run_dir)
-    callbacks = [*task_callbacks, best_weights, *tensorboard_callbacks(run_dir, trainer.log_every_n_steps)]
-    callbacks += [budget] if budget else []
-    steps_per_epoch = trainer.steps_per_epoch or task.steps_per_epoch
-    steps_per_epoch = at_most_one_pass(train_data, steps_per_epoch)
-    callbacks += learning_rate_callbacks(trainer, steps_per_epoch)
+    callbacks = [
+        backup, non_finite, stopper, *task_callbacks, best_weights,
+        *tensorboard_callbacks(run_dir, trainer.log_every_n_steps), *budget, *schedule,
+    ]
     write_hyperparameters(run_dir, cfg, trial_id=str(run_dir))
 
-    start = time.perf_counter()
-    history = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=trainer.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_steps=at_most_one_pass(validation_data, trainer.evaluation_steps),
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=trainer.verbose,
-    )
-    train_seconds = time.perf_counter() - start
+    stopper.install()
+    try:
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=trainer.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=at_most_one_pass(validation_data, trainer.evaluation_steps),
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=trainer.verbose,
+        )
+    finally:
+        stopper.uninstall()
+    if backup.resumed_from_epoch is not None:
+        logger.info("Resumed from the backup after epoch %d.", backup.resumed_from_epoch)
+
+    results = {
+        "task": cfg.task.name,
+        "model": str(cfg.model.cell),
+        "epochs_completed": backup.completed_epochs,
+        "train_seconds": round(backup.seconds(), 2),
+        "train_steps": int(model.optimizer.iterations.numpy()),
+        "best_epoch": best_weights.best_epoch + 1 if best_weights.best_weights is not None else None,
+        "parameters": network.count_params(),
+    }
+    if non_finite.failure:
+        # The weights are not finite any more; the last backup is the last good state.
+        results.update(stop_reason="non_finite_loss", error=non_finite.failure)
+        write_json_atomic(run_dir / "metrics.json", results)
+        kept = (
+            f"the last good state is in {backup.directory}" if backup.read_state() is not None
+            else "no backup had been taken before it"
+        )
+        raise TrainingError(f"{non_finite.failure}; {kept}.")
+    if stopper.received:
+        # Saved without testing, to be quick: a cluster gives little time after SIGTERM.
+        results.update(stop_reason="interrupted", interrupted=True, signal=stopper.received)
+        save_model_atomic(task.export_model(network), run_dir / "model.keras")
+        task.save_artifacts(run_dir)
+        write_json_atomic(run_dir / "metrics.json", results)
+        raise TrainingError(
+            f"Stopped by {stopper.received} after {results['train_steps']} steps; the same command "
+            f"with hydra.run.dir={run_dir} resumes the run.",
+            exit_code=stopper.exit_code,
+        )
 
     def evaluate(dataset):
         return model.evaluate(
@@ -99,28 +153,25 @@ def run(cfg, run_dir=None):
         )
 
     results = {
-        "task": cfg.task.name,
-        "model": str(cfg.model.cell),
+        "task": results.pop("task"),
+        "model": results.pop("model"),
         "test": {**evaluate(test_data), **task.extra_metrics(network, "test")},
         "validation": {**evaluate(validation_data), **task.extra_metrics(network, "validation")},
-        "epochs_completed": len(history.epoch),
-        "train_seconds": round(train_seconds, 2),
-        "train_steps": int(model.optimizer.iterations.numpy()),
+        **results,
         "stop_reason": (
-            "max_minutes" if budget and budget.triggered
+            "max_minutes" if budget and budget[0].triggered
             else "early_stopping" if best_weights.stopped_epoch > 0
             else "epochs"
         ),
-        "best_epoch": best_weights.best_epoch + 1,
-        "parameters": network.count_params(),
     }
     save_model_atomic(task.export_model(network), run_dir / "model.keras")
     task.save_artifacts(run_dir)
-    write_final_metrics(run_dir, results, step=int(model.optimizer.iterations.numpy()))
-    # metrics.json is written last: its presence marks a finished run.
+    write_final_metrics(run_dir, results, step=results["train_steps"])
+    # metrics.json is written last: its presence marks a finished run; the backup has done its job.
     write_json_atomic(run_dir / "metrics.json", results)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
 
     test = ", ".join(f"{name} {value:.4f}" for name, value in results["test"].items())
-    print(f"Test: {test} | {results['epochs_completed']} epochs in {train_seconds:.0f} s")
+    print(f"Test: {test} | {results['epochs_completed']} epochs in {results['train_seconds']:.0f} s")
     print(f"Run directory: {run_dir}")
     return results

@@ -43,6 +43,13 @@ class TimeBudget(keras.callbacks.Callback):
             self.triggered = True
             self.model.stop_training = True
 
+    # The budget spans every attempt of a resumed run.
+    def state(self):
+        return {"elapsed": time.perf_counter() - self.start}
+
+    def restore(self, state):
+        self.start = time.perf_counter() - state["elapsed"]
+
 
 class CosineSchedule(keras.callbacks.Callback):
     """Cosine decay of the learning rate over the run, set before every training step.
@@ -69,6 +76,13 @@ class CosineSchedule(keras.callbacks.Callback):
         if self.max_seconds:
             fraction = max(fraction, (self.clock() - self.start) / self.max_seconds)
         return min(fraction, 1.0)
+
+    def state(self):
+        return {"elapsed": self.clock() - self.start, "steps": self.steps}
+
+    def restore(self, state):
+        self.start = self.clock() - state["elapsed"]
+        self.steps = state["steps"]
 
     def on_train_batch_begin(self, batch, logs=None):
         cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress()))

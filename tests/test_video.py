@@ -9,7 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import compose_config, run_cli
+from conftest import compose_config, event_tags, run_cli
 from taskzoo import train
 from taskzoo.data import video
 from taskzoo.data.synthetic.moving_digits import CLASS_NAMES, generate_videos
@@ -262,6 +262,10 @@ def test_a_reloaded_run_predicts_identically_and_labels_a_video_file(tmp_path):
     results = json.loads((run_dir / "metrics.json").read_text())
     assert set(results["test"]) >= {"frame_accuracy", "loss", "edit_score", "f1_50"}
     assert json.loads((run_dir / "classes.json").read_text()) == CLASS_NAMES
+
+    # TensorBoard: the segment scores per epoch, and the strip of labelled validation frames.
+    assert {"epoch_frame_accuracy", "epoch_edit_score", "epoch_f1_50"} <= set(event_tags(run_dir / "validation"))
+    assert event_tags(run_dir / "samples")["validation/frames"] == 2
 
     # The reloaded model reproduces the test accuracy and segment scores that the run recorded.
     task = VideoTask(video_config("model=gru"))

@@ -44,6 +44,9 @@ class GradientNormModel(keras.Model):
             trainable=False,
             name="layer_gradient_norms",
         )
+        # Every variable exists now (the network is built): weights can be saved and restored
+        # before the first training step.
+        self.built = network.built
 
     def call(self, inputs, training=None):
         return self.network(inputs, training=training)

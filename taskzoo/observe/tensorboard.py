@@ -39,8 +39,14 @@ class TensorBoard(keras.callbacks.TensorBoard):
 
     With an integer `update_freq`, Keras keeps its per-step condition ("the step is a multiple of
     update_freq") active for the whole of training, so at the end of an epoch whose step count is
-    not such a multiple the epoch summaries would be dropped.
+    not such a multiple the epoch summaries would be dropped. The per-step axis is the optimizer's
+    step count, so a resumed run continues it.
     """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        # A resumed run continues the step axis where its backup left it.
+        self._global_train_batch = int(self.model.optimizer.iterations.numpy())
 
     def on_epoch_end(self, epoch, logs=None):
         with tf.summary.record_if(True):

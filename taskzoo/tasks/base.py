@@ -2,6 +2,19 @@
 
 import keras
 
+from taskzoo.errors import DataError
+
+
+def load_run_model(run_dir):
+    """Loads a run's `model.keras` in safe mode (no code from the file runs); a damaged or
+    truncated file gives one DataError line."""
+    path = run_dir / "model.keras"
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # zipfile, h5py and Keras each raise their own kinds.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: cannot load the model ({reason[:200]}).") from None
+
 
 class Task:
     """One task pipeline: its data, its model head, its loss and metrics, its exported model.

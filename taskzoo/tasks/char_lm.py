@@ -32,7 +32,7 @@ from taskzoo.data import characters
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import BitsPerCharacter, Perplexity
-from taskzoo.tasks.base import Task
+from taskzoo.tasks.base import Task, load_run_model
 
 SAMPLE_TEMPERATURES = (0.5, 1.0)
 
@@ -170,7 +170,7 @@ class CharLanguageModelTask(Task):
 
     @classmethod
     def predict(cls, run_dir, cfg, options):
-        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+        model = load_run_model(run_dir)
         vocabulary = characters.CharacterVocabulary.load(run_dir / "vocabulary.json")
         if "score" in options:
             if len(options) > 1:

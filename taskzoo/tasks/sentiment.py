@@ -23,7 +23,7 @@ from taskzoo.data import files, text
 from taskzoo.data.synthetic.reviews import CLASS_NAMES, generate_reviews
 from taskzoo.data.tfds_source import load_tfds_split, text_classification_keys
 from taskzoo.errors import ConfigError, DataError
-from taskzoo.tasks.base import Task
+from taskzoo.tasks.base import Task, load_run_model
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class SentimentTask(Task):
     def predict(cls, run_dir, cfg, options):
         if "text" not in options:
             raise ConfigError("A sentiment run predicts the class of text=\"...\".")
-        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+        model = load_run_model(run_dir)
         class_names = json.loads((run_dir / "classes.json").read_text())
         probabilities = model.predict(tf.constant([[options["text"]]]), verbose=0)[0]
         best = int(np.argmax(probabilities))

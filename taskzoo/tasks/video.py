@@ -28,7 +28,7 @@ from taskzoo.data.synthetic.moving_digits import CLASS_NAMES, generate_videos
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.segments import segment_scores, segments
-from taskzoo.tasks.base import Task
+from taskzoo.tasks.base import Task, load_run_model
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class VideoTask(Task):
     def predict(cls, run_dir, cfg, options):
         if "video" not in options:
             raise ConfigError("Missing video=PATH (a video file, a folder of frames or a .npy feature file).")
-        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+        model = load_run_model(run_dir)
         class_names = json.loads((run_dir / "classes.json").read_text())
         path = pathlib.Path(options["video"])
         if not path.exists():

@@ -1,0 +1,165 @@
+"""Training that survives faults: kill and resume, stop signals, non-finite losses, determinism,
+damaged model files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from conftest import TINY, compose_config, run_cli
+from taskzoo import train
+from taskzoo.errors import TrainingError
+from taskzoo.resilience import GracefulStop
+from taskzoo.tasks.sentiment import SentimentTask
+
+# A sentiment run slow enough to be caught mid-training: 12 epochs of 10 steps.
+LONG_RUN = [
+    "task=sentiment", *TINY, "trainer.epochs=12", "trainer.steps_per_epoch=10",
+    "task.data.num_train=640", "trainer.batch_size=16", "trainer.early_stopping_patience=null",
+]
+
+
+def start_run(arguments, cwd):
+    environment = dict(os.environ)
+    environment.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "taskzoo", *arguments], cwd=cwd, env=environment,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_backup(run_dir, process, epoch=1, timeout=300):
+    """Waits until the run's backup covers `epoch` epochs; returns the backup state."""
+    state_path = run_dir / "backup" / "state.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()
+        if state_path.is_file():
+            state = json.loads(state_path.read_text())
+            if state["epoch"] >= epoch:
+                return state
+        time.sleep(0.02)
+    raise AssertionError("no backup appeared")
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_backup_with_the_same_command(tmp_path):
+    run_dir = tmp_path / "run"
+    arguments = [*LONG_RUN, f"hydra.run.dir={run_dir}"]
+    process = start_run(arguments, tmp_path)
+    wait_for_backup(run_dir, process, epoch=2)
+    process.kill()
+    process.wait()
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed = run_cli(arguments, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resumed from the backup after epoch" in (run_dir / "__main__.log").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 12 and metrics["stop_reason"] == "epochs"
+    # The optimizer's step count was restored: the run took exactly its 12 x 10 steps.
+    assert metrics["train_steps"] == 120
+    assert not (run_dir / "backup").exists()
+
+    # A fresh run never sees that backup, and a finished run is not overwritten.
+    again = run_cli(arguments, cwd=tmp_path)
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_stops_saves_and_the_same_command_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    arguments = [*LONG_RUN, f"hydra.run.dir={run_dir}"]
+    process = start_run(arguments, tmp_path)
+    wait_for_backup(run_dir, process, epoch=1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line.startswith("Error: Stopped by SIGTERM after ") and "resumes the run" in last_line
+    stopped = json.loads((run_dir / "metrics.json").read_text())
+    assert stopped["interrupted"] is True and stopped["signal"] == "SIGTERM"
+    assert 1 <= stopped["epochs_completed"] < 12 and (run_dir / "model.keras").is_file()
+
+    resumed = run_cli(arguments, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "interrupted" not in metrics and metrics["epochs_completed"] == 12
+    assert metrics["train_steps"] >= 120 and "accuracy" in metrics["test"]
+
+
+def test_a_second_signal_exits_at_once(monkeypatch):
+    stopper = GracefulStop()
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    stopper.handle(signal.SIGINT, None)
+    assert stopper.received == "SIGINT" and exits == []
+    stopper.handle(signal.SIGINT, None)
+    assert exits == [130]
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Makes every weight NaN at the second step of the second epoch: a numerical blow-up."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == 1 and batch == 1:
+            for variable in self.model.network.trainable_variables:
+                variable.assign(np.full(variable.shape, np.nan, dtype=variable.dtype))
+
+
+def test_a_non_finite_loss_stops_with_the_epoch_and_step_and_keeps_the_last_good_backup(tmp_path, monkeypatch):
+    original = SentimentTask.callbacks
+    monkeypatch.setattr(SentimentTask, "callbacks", lambda self, run_dir: [*original(self, run_dir), PoisonWeights()])
+    cfg = compose_config("task=sentiment", *TINY, "trainer.epochs=4")
+    with pytest.raises(TrainingError) as error:
+        train.run(cfg, run_dir=tmp_path)
+    message = str(error.value)
+    assert message.startswith("Non-finite loss (nan) at epoch 2, step 2; the last good state is in ")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["stop_reason"] == "non_finite_loss" and metrics["epochs_completed"] == 1
+    assert not (tmp_path / "model.keras").exists()
+    state = json.loads((tmp_path / "backup" / "state.json").read_text())
+    assert state["epoch"] == 1
+    # The backed-up weights, read straight from the file, are finite.
+    with h5py.File(tmp_path / "backup" / state["weights"]) as weights:
+        arrays = []
+        weights.visititems(lambda name, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None)
+    assert arrays and all(np.all(np.isfinite(array)) for array in arrays if array.dtype.kind == "f")
+
+
+@pytest.mark.slow
+def test_deterministic_runs_give_identical_metrics(tmp_path):
+    results = []
+    for name in ("first", "second"):
+        completed = run_cli(
+            ["task=sentiment", *TINY, "trainer.deterministic=true", f"hydra.run.dir={tmp_path / name}"],
+            cwd=tmp_path,
+        )
+        assert completed.returncode == 0, completed.stderr
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        metrics.pop("train_seconds")
+        results.append(metrics)
+    assert results[0] == results[1]
+
+
+@pytest.mark.slow
+def test_a_truncated_model_file_gives_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    trained = run_cli(["task=sentiment", *TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    model_file = run_dir / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
+    completed = run_cli([f"run_dir={run_dir}", "text=fine"], cwd=tmp_path, module="taskzoo.predict")
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {model_file}: cannot load the model (")
