@@ -2,7 +2,8 @@
 
 Each video shows one digit from scikit-learn's bundled handwritten digits (8 x 8 scans, scaled up
 to half the canvas). The digit enters from a random edge, then makes two to five moves (left, right,
-up, down) or pauses, each lasting several frames, and finally leaves through the nearest edge. Every frame is
+up, down) or pauses, each lasting several frames, and finally leaves through the nearest edge (it
+moves towards it, then is labelled `leave` from the frame where it crosses it). Every frame is
 labelled with the motion that brought the digit to where it is in that frame:
 
     enter, left, right, up, down, pause, leave
@@ -88,11 +89,14 @@ def _path(rng, canvas_size, digit_size, max_frames):
 
     # Leave through the nearest edge until the digit is gone.
     distances = {LEFT: position[1], RIGHT: inside - position[1], UP: position[0], DOWN: inside - position[0]}
-    step = np.array(DIRECTIONS[min(distances, key=distances.get)]) * speed
+    direction = min(distances, key=distances.get)
+    step = np.array(DIRECTIONS[direction]) * speed
     while -digit_size < position[0] < canvas_size and -digit_size < position[1] < canvas_size:
         position = position + step
         positions.append(position.copy())
-        labels.append(LEAVE)
+        # Leaving starts when the digit reaches the edge; before that it is an ordinary move.
+        fully_inside = 0 <= position[0] <= inside and 0 <= position[1] <= inside
+        labels.append(direction if fully_inside else LEAVE)
     return positions[:max_frames], labels[:max_frames]
 
 

@@ -1,0 +1,196 @@
+"""Compares finished runs: a table of what differs and how they did, and their learning curves.
+
+    python scripts/compare_runs.py multirun/2026-11-25/10-00-00
+    python scripts/compare_runs.py runs/sentiment-gru/A runs/sentiment-lstm/B --markdown
+    python scripts/compare_runs.py multirun/... --csv > runs.csv
+
+Each argument is a run directory or a directory with runs below it (a multirun). A run is a
+directory with a `metrics.json`; runs stopped before their end are left out. The table has one row
+per run: the command-line overrides that differ between the runs (from each run's
+`.hydra/overrides.yaml`), the final validation and test metrics, the epochs and the training
+time, best first by the task's main metric (the one that chose the best epoch). `curves.png`
+(in the first directory given, or `--out`) shows that validation metric against training steps
+and against wall-clock time, one line per run, read from the runs' TensorBoard event files.
+"""
+
+import argparse
+import csv
+import io
+import json
+import pathlib
+import sys
+
+import yaml
+
+
+def find_runs(paths):
+    """The finished run directories in or below the given paths, in name order, without repeats."""
+    runs = []
+    for path in map(pathlib.Path, paths):
+        if not path.is_dir():
+            raise SystemExit(f"Error: {path}: no such directory.")
+        found = [marker.parent for marker in sorted(path.rglob("metrics.json"))]
+        runs += [run for run in found if run not in runs and not is_interrupted(run)]
+    if not runs:
+        raise SystemExit(f"Error: no finished runs (metrics.json) in {', '.join(map(str, paths))}.")
+    return runs
+
+
+def is_interrupted(run):
+    metrics = json.loads((run / "metrics.json").read_text())
+    return bool(metrics.get("interrupted")) or "test" not in metrics
+
+
+def overrides_of(run):
+    """{key: value} of the run's command-line overrides, Hydra's own settings left out."""
+    path = run / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    overrides = {}
+    for item in yaml.safe_load(path.read_text()) or []:
+        key, _, value = str(item).partition("=")
+        if not key.lstrip("+~").startswith("hydra"):
+            overrides[key.lstrip("+~")] = value
+    return overrides
+
+
+def main_metric(task_name):
+    """The task's main metric as (split, metric name, higher is better), from its `monitor`."""
+    from taskzoo.tasks import TASKS
+
+    task = TASKS.get(task_name)
+    if task is None:
+        return "validation", "loss", False
+    return "validation", task.monitor.removeprefix("val_"), task.monitor_mode == "max"
+
+
+def table(runs):
+    """The rows (dicts), the column names, the main metric and the differing overrides, best run
+    first."""
+    metrics = {run: json.loads((run / "metrics.json").read_text()) for run in runs}
+    overrides = {run: overrides_of(run) for run in runs}
+    keys = sorted({key for values in overrides.values() for key in values})
+    differing = [key for key in keys if len({values.get(key) for values in overrides.values()}) > 1]
+    split, name, higher_is_better = main_metric(metrics[runs[0]]["task"])
+
+    def score(run):
+        value = metrics[run].get(split, {}).get(name)
+        if value is None:
+            return float("inf")
+        return -value if higher_is_better else value
+
+    rows = []
+    for run in sorted(runs, key=score):
+        result = metrics[run]
+        row = {"run": str(run)}
+        row.update({key: overrides[run].get(key, "") for key in differing})
+        row.update({f"validation.{key}": value for key, value in result.get("validation", {}).items()})
+        row.update({f"test.{key}": value for key, value in result.get("test", {}).items()})
+        row.update(epochs=result.get("epochs_completed"), train_seconds=result.get("train_seconds"))
+        rows.append(row)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return rows, columns, f"{split}.{name}", differing
+
+
+def format_value(value):
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def render(rows, columns, style):
+    if style == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    cells = [columns] + [[format_value(row.get(column)) for column in columns] for row in rows]
+    if style == "markdown":
+        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(line) + " |" for line in cells[1:]]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(line[index]) for line in cells) for index in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells) + "\n"
+
+
+def validation_curve(run, name):
+    """(steps, seconds since the first epoch began, values) of `epoch_<name>` in the run's
+    validation event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    accumulator = EventAccumulator(str(run / "validation"), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    tag = f"epoch_{name}"
+    if tag not in accumulator.Tags().get("tensors", []):
+        return [], [], []
+    events = accumulator.Tensors(tag)
+    metrics = json.loads((run / "metrics.json").read_text())
+    # Epoch summaries are indexed by epoch; steps per epoch turn them into training steps.
+    steps_per_epoch = metrics["train_steps"] / max(metrics["epochs_completed"], 1)
+    start = _first_wall_time(run) or events[0].wall_time
+    steps = [(event.step + 1) * steps_per_epoch for event in events]
+    seconds = [event.wall_time - start for event in events]
+    values = [float(tensor_util.make_ndarray(event.tensor_proto)) for event in events]
+    return steps, seconds, values
+
+
+def _first_wall_time(run):
+    """The wall time of the first training event: the moment training began."""
+    import tensorflow as tf
+
+    times = []
+    for path in sorted((run / "train").glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)).take(2):
+            times.append(tf.compat.v1.Event.FromString(record.numpy()).wall_time)
+    return min(times) if times else None
+
+
+def plot_curves(rows, metric, differing, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name = metric.split(".", 1)[1]
+    figure, (by_step, by_time) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for row in rows:
+        run = pathlib.Path(row["run"])
+        steps, seconds, values = validation_curve(run, name)
+        label = ", ".join(f"{key}={row[key]}" for key in differing) or run.name
+        by_step.plot(steps, values, marker="o", markersize=3, label=label)
+        by_time.plot(seconds, values, marker="o", markersize=3, label=label)
+    by_step.set_xlabel("training step")
+    by_time.set_xlabel("wall-clock seconds")
+    for axes in (by_step, by_time):
+        axes.set_ylabel(f"validation {name}")
+        axes.grid(alpha=0.3)
+    by_time.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main(arguments=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directories", nargs="+", help="run directories or directories with runs below them")
+    style = parser.add_mutually_exclusive_group()
+    style.add_argument("--csv", action="store_const", const="csv", dest="style", help="print CSV")
+    style.add_argument("--markdown", action="store_const", const="markdown", dest="style", help="print a Markdown table")
+    parser.add_argument("--out", type=pathlib.Path, help="where to write curves.png (default: the first directory)")
+    options = parser.parse_args(arguments)
+
+    runs = find_runs(options.directories)
+    rows, columns, metric, differing = table(runs)
+    sys.stdout.write(render(rows, columns, options.style or "text"))
+    out = options.out or pathlib.Path(options.directories[0])
+    if out.suffix != ".png":
+        out = out / "curves.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_curves(rows, metric, differing, out)
+    print(f"Sorted by {metric}; learning curves in {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
