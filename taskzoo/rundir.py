@@ -1,6 +1,9 @@
-"""Run directories: a run never writes into a directory that holds another, finished run."""
+"""Run directories: a run never writes into a directory that holds another, finished run; the
+jobs of a sweep that fail are reported, and the sweep goes on."""
 
+import contextlib
 import json
+import logging
 import pathlib
 import sys
 
@@ -9,6 +12,10 @@ from omegaconf import DictConfig
 
 # The file that marks a run as finished; it is written last.
 FINISHED_MARKER = "metrics.json"
+# The file that marks a job of a sweep that failed; it holds the error.
+FAILED_MARKER = "failed.txt"
+
+logger = logging.getLogger(__name__)
 
 
 def is_interrupted(marker):
@@ -33,7 +40,8 @@ class RunDirectoryGuard(Callback):
     """A Hydra callback that refuses to start in a directory that already holds a finished run.
 
     It runs before Hydra writes anything into the run directory, so an earlier run's outputs
-    (its `.hydra/` configuration included) are never overwritten.
+    (its `.hydra/` configuration included) are never overwritten. At the end of a sweep it lists
+    the jobs that failed and exits with code 1.
     """
 
     def _refuse_if_finished(self, directory, option):
@@ -51,3 +59,51 @@ class RunDirectoryGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs):
         self._refuse_if_finished(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs):
+        failed = sorted(pathlib.Path(config.hydra.sweep.dir).rglob(FAILED_MARKER))
+        if failed:
+            print(
+                f"Error: {len(failed)} job(s) of the sweep failed: "
+                f"{', '.join(str(path.parent) for path in failed)} (see {FAILED_MARKER} in each).",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+
+
+def report_failed_job(error):
+    """Reports a failed job of a sweep in one line, and leaves the error in its directory."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from taskzoo.errors import TaskzooError
+
+    hydra_config = HydraConfig.get()
+    if isinstance(error, TaskzooError):
+        message = str(error)
+    else:
+        message = f"{type(error).__name__}: {error}"
+        # The traceback goes to the job's own log file.
+        logger.error("The job failed.", exc_info=error)
+    run_dir = pathlib.Path(hydra_config.runtime.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FAILED_MARKER).write_text(message + "\n")
+    first_line = (message.strip().splitlines() or [type(error).__name__])[0]
+    overrides = hydra_config.job.override_dirname or "no overrides"
+    print(f"Error in job {hydra_config.job.num} ({overrides}): {first_line}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def sweep_job_errors():
+    """Inside a sweep: a job's error is reported and swallowed, so the next job runs; a stop
+    signal (Ctrl-C, SIGTERM) still ends the whole sweep."""
+    from taskzoo.errors import TrainingError
+
+    try:
+        yield
+    except TrainingError as error:
+        if error.exit_code != 2:
+            print(f"Error: {error}", file=sys.stderr)
+            sys.exit(error.exit_code)
+        report_failed_job(error)
+    except Exception as error:  # A job's bug or resource error must not end the whole sweep.
+        report_failed_job(error)

@@ -1,0 +1,32 @@
+"""The command line: `python -m taskzoo task=sentiment model=gru` (Hydra overrides).
+
+The task function lives in this module rather than in `__main__`, so that launchers which run
+each job in its own process (joblib, submitit) find it by its module name.
+"""
+
+from taskzoo.quiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
+import hydra  # noqa: E402
+
+from taskzoo.config import register_configs  # noqa: E402
+from taskzoo.errors import one_line_errors  # noqa: E402
+from taskzoo.rundir import sweep_job_errors  # noqa: E402
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://taskzoo.conf", config_name="config")
+def main(cfg):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from taskzoo import train
+
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        with one_line_errors():
+            return train.run(cfg)
+    # In a sweep, a failing job is reported and the sweep goes on with the next job.
+    with sweep_job_errors():
+        return train.run(cfg)
