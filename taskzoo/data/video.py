@@ -93,7 +93,7 @@ def read_frames(path):
         frames = frames[..., None]
     if frames.ndim != 4 or len(frames) == 0:
         raise DataError(f"{path}: decoded to shape {frames.shape}, not a sequence of frames.")
-    return _to_rgb(frames)
+    return to_rgb(frames)
 
 
 def _read_image(path):
@@ -106,7 +106,8 @@ def _read_image(path):
         raise DataError(f"{path}: cannot decode the image ({error}).") from None
 
 
-def _to_rgb(frames):
+def to_rgb(frames):
+    """uint8 RGB frames from grey-scale (one channel) or RGBA (four channels) frames."""
     if frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)
     elif frames.shape[-1] == 4:

@@ -121,7 +121,7 @@ class VideoTask(Task):
             names = info.features[label_key].names
             clips = []
             for index, example in enumerate(dataset.as_numpy_iterator()):
-                frames = video._to_rgb(np.asarray(example[video_key]))
+                frames = video.to_rgb(np.asarray(example[video_key]))
                 labels = [names[int(example[label_key])]] * len(frames)
                 clips.append(video.prepare(video.Video(f"{split}_{index}", frames, labels),
                                            task.frame_size, task.frame_stride, task.max_frames))
