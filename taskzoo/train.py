@@ -113,19 +113,25 @@ def run(cfg, run_dir=None):
     if backup.resumed_from_epoch is not None:
         logger.info("Resumed from the backup after epoch %d.", backup.resumed_from_epoch)
 
-    results = {
-        "task": cfg.task.name,
-        "model": str(cfg.model.cell),
+    identity = {"task": cfg.task.name, "model": str(cfg.model.cell)}
+    summary = {
         "epochs_completed": backup.completed_epochs,
         "train_seconds": round(backup.seconds(), 2),
         "train_steps": int(model.optimizer.iterations.numpy()),
         "best_epoch": best_weights.best_epoch + 1 if best_weights.best_weights is not None else None,
         "parameters": network.count_params(),
     }
+
+    def save_for_inference():
+        save_model_atomic(task.export_model(network), run_dir / "model.keras")
+        task.save_artifacts(run_dir)
+
     if non_finite.failure:
         # The weights are not finite any more; the last backup is the last good state.
-        results.update(stop_reason="non_finite_loss", error=non_finite.failure)
-        write_json_atomic(run_dir / "metrics.json", results)
+        write_json_atomic(
+            run_dir / "metrics.json",
+            {**identity, **summary, "stop_reason": "non_finite_loss", "error": non_finite.failure},
+        )
         kept = (
             f"the last good state is in {backup.directory}" if backup.read_state() is not None
             else "no backup had been taken before it"
@@ -133,12 +139,13 @@ def run(cfg, run_dir=None):
         raise TrainingError(f"{non_finite.failure}; {kept}.")
     if stopper.received:
         # Saved without testing, to be quick: a cluster gives little time after SIGTERM.
-        results.update(stop_reason="interrupted", interrupted=True, signal=stopper.received)
-        save_model_atomic(task.export_model(network), run_dir / "model.keras")
-        task.save_artifacts(run_dir)
-        write_json_atomic(run_dir / "metrics.json", results)
+        save_for_inference()
+        write_json_atomic(
+            run_dir / "metrics.json",
+            {**identity, **summary, "stop_reason": "interrupted", "interrupted": True, "signal": stopper.received},
+        )
         raise TrainingError(
-            f"Stopped by {stopper.received} after {results['train_steps']} steps; the same command "
+            f"Stopped by {stopper.received} after {summary['train_steps']} steps; the same command "
             f"with hydra.run.dir={run_dir} resumes the run.",
             exit_code=stopper.exit_code,
         )
@@ -153,19 +160,17 @@ def run(cfg, run_dir=None):
         )
 
     results = {
-        "task": results.pop("task"),
-        "model": results.pop("model"),
+        **identity,
         "test": {**evaluate(test_data), **task.extra_metrics(network, "test")},
         "validation": {**evaluate(validation_data), **task.extra_metrics(network, "validation")},
-        **results,
+        **summary,
         "stop_reason": (
             "max_minutes" if budget and budget[0].triggered
             else "early_stopping" if best_weights.stopped_epoch > 0
             else "epochs"
         ),
     }
-    save_model_atomic(task.export_model(network), run_dir / "model.keras")
-    task.save_artifacts(run_dir)
+    save_for_inference()
     write_final_metrics(run_dir, results, step=results["train_steps"])
     # metrics.json is written last: its presence marks a finished run; the backup has done its job.
     write_json_atomic(run_dir / "metrics.json", results)

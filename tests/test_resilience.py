@@ -86,12 +86,20 @@ def test_sigterm_stops_saves_and_the_same_command_resumes(tmp_path):
     assert last_line.startswith("Error: Stopped by SIGTERM after ") and "resumes the run" in last_line
     stopped = json.loads((run_dir / "metrics.json").read_text())
     assert stopped["interrupted"] is True and stopped["signal"] == "SIGTERM"
-    assert 1 <= stopped["epochs_completed"] < 12 and (run_dir / "model.keras").is_file()
+    assert (run_dir / "model.keras").is_file()
+    # The epoch cut short by the signal is not counted: the steps taken reach into the next one.
+    completed, steps = stopped["epochs_completed"], stopped["train_steps"]
+    assert 1 <= completed < 12
+    assert completed * 10 <= steps <= (completed + 1) * 10
+    state = json.loads((run_dir / "backup" / "state.json").read_text())
+    assert state["epoch"] == completed
 
     resumed = run_cli(arguments, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert "interrupted" not in metrics and metrics["epochs_completed"] == 12
+    # The resumed run starts from the saved step count and redoes the interrupted epoch.
+    assert metrics["train_steps"] == steps + (12 - completed) * 10
     assert metrics["train_steps"] >= 120 and "accuracy" in metrics["test"]
 
 
