@@ -64,6 +64,22 @@ class Bptt(Choice):
     windows = "windows"
 
 
+class Tokenization(Choice):
+    word = "word"
+    char = "char"
+
+
+class AttentionKind(Choice):
+    none = "none"
+    additive = "additive"
+    multiplicative = "multiplicative"
+
+
+class SamplingSchedule(Choice):
+    constant = "constant"
+    linear = "linear"
+
+
 class DataSource(Choice):
     synthetic = "synthetic"
     tfds = "tfds"
@@ -254,6 +270,74 @@ class VideoTaskConfig:
 
 
 @dataclasses.dataclass
+class ParallelDataConfig:
+    """Where the translation task reads its sentence pairs from."""
+
+    # synthetic: numbers and dates in English and French words (offline); files; tfds.
+    source: DataSource = DataSource.synthetic
+    # TFDS translation builder (source=tfds), e.g. ted_hrlr_translate/pt_to_en, its data
+    # directory and splits; a missing validation split is carved from the training split.
+    name: Optional[str] = None
+    data_dir: Optional[str] = None
+    train_split: str = "train"
+    validation_split: Optional[str] = "validation"
+    test_split: str = "test"
+    # Local files (source=files): a TSV file of source<TAB>target lines, or, with source_lang and
+    # target_lang set, a prefix of line-aligned files PREFIX.SOURCE_LANG and PREFIX.TARGET_LANG
+    # (plain or .gz). Validation and test are split off the training pairs when not given.
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    source_lang: Optional[str] = None
+    target_lang: Optional[str] = None
+    # Swap the two columns of a TSV file (translate the second language into the first).
+    reverse: bool = False
+    # Training pairs with more tokens than this on either side are left out (the count is
+    # logged); validation and test pairs are never left out.
+    max_length: int = 50
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
+    # Pairs generated (source=synthetic).
+    num_train: int = 20000
+    num_validation: int = 1000
+    num_test: int = 1000
+
+
+@dataclasses.dataclass
+class TranslationTaskConfig:
+    name: str = "translation"
+    data: ParallelDataConfig = dataclasses.field(default_factory=ParallelDataConfig)
+    # Tokens are words (punctuation split off when split_punctuation) or characters.
+    tokenizer: Tokenization = Tokenization.word
+    lowercase: bool = True
+    split_punctuation: bool = True
+    # Each language's vocabulary: at most this many tokens (4 special ones included), each seen
+    # at least min_frequency times in training; rarer tokens become <unk>.
+    vocabulary_size: int = 16000
+    min_frequency: int = 2
+    # How the decoder reads the encoder's outputs at each step: none (the encoder's final
+    # states only), additive (Bahdanau) or multiplicative (Luong) attention.
+    attention: AttentionKind = AttentionKind.additive
+    # Hidden size of additive attention's scoring network (null: model.units).
+    attention_units: Optional[int] = None
+    # Scheduled sampling: the probability that a training step feeds the decoder its own sampled
+    # token instead of the reference one (0 is pure teacher forcing); constant, or rising
+    # linearly from 0 at the first epoch to this value at the last.
+    scheduled_sampling: float = 0.0
+    scheduled_sampling_schedule: SamplingSchedule = SamplingSchedule.linear
+    # Decoding for the final BLEU and predict: beam_size 1 is greedy search; the length penalty
+    # alpha of Wu et al. (2016) favours longer hypotheses (0: none).
+    beam_size: int = 5
+    length_penalty: float = 0.6
+    # Generated tokens at most: null gives 2 x source length + 10.
+    max_output_length: Optional[int] = None
+    # Validation sentences whose translations and attention matrices go to TensorBoard each epoch.
+    sample_sentences: int = 4
+    # Validation pairs translated (greedily) for the per-epoch val_bleu (null: all of them).
+    validation_bleu_pairs: Optional[int] = 1000
+
+
+@dataclasses.dataclass
 class TaskzooConfig:
     task: Any = MISSING
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -265,6 +349,7 @@ TASK_SCHEMAS = {
     "sentiment": SentimentTaskConfig,
     "char_lm": CharLanguageModelTaskConfig,
     "video": VideoTaskConfig,
+    "translation": TranslationTaskConfig,
 }
 
 
@@ -309,12 +394,16 @@ def validate_config(cfg: DictConfig):
     _check(cfg, "trainer.verbose", lambda v: v in (0, 1, 2), "0, 1 or 2")
     _check(cfg, "task.vocabulary_size", lambda v: v >= 3, "an integer of 3 or more")
     _check(cfg, "task.max_length", *positive)
+    _check(cfg, "task.scheduled_sampling", lambda v: 0 <= v <= 1, "a number in [0, 1]")
+    _check(cfg, "task.length_penalty", lambda v: v >= 0, "a number of 0 or more")
+    _check(cfg, "task.sample_sentences", lambda v: v >= 0, "an integer of 0 or more")
     for key in ("task.data.validation_fraction", "task.data.test_fraction"):
         _check(cfg, key, lambda v: 0 < v < 1, "a number in (0, 1)")
     for key in ("task.data.num_train", "task.data.num_validation", "task.data.num_test",
                 "task.data.max_characters", "task.seq_length", "task.sample_length",
                 "task.frame_size", "task.frame_stride", "task.max_frames", "task.frame_features",
-                "task.strip_frames"):
+                "task.strip_frames", "task.data.max_length", "task.min_frequency", "task.beam_size",
+                "task.max_output_length", "task.validation_bleu_pairs"):
         _check(cfg, key, *positive)
     fractions = [OmegaConf.select(cfg, f"task.data.{name}_fraction") for name in ("validation", "test")]
     if None not in fractions and sum(fractions) >= 1:

@@ -47,3 +47,11 @@ class Perplexity(_MeanCrossEntropy):
 
     def result(self):
         return ops.exp(self.mean())
+
+
+def corpus_bleu(hypotheses, references):
+    """Corpus BLEU (0-100) of detokenised hypotheses against one reference each, computed by
+    sacreBLEU with its standard settings (13a tokenisation, exponential smoothing off)."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)

@@ -3,12 +3,14 @@
 from taskzoo.errors import ConfigError
 from taskzoo.tasks.char_lm import CharLanguageModelTask
 from taskzoo.tasks.sentiment import SentimentTask
+from taskzoo.tasks.translation import TranslationTask
 from taskzoo.tasks.video import VideoTask
 
 TASKS = {
     "sentiment": SentimentTask,
     "char_lm": CharLanguageModelTask,
     "video": VideoTask,
+    "translation": TranslationTask,
 }
 
 

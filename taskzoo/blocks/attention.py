@@ -1,0 +1,93 @@
+"""Attention over a memory (the encoder's outputs, or a CNN's grid of image features).
+
+At every decoder step the query (the decoder's previous hidden state) scores each memory
+position, a softmax over the real positions turns the scores into weights, and the context is
+the weighted sum of the memory. Both layers return the weights as well, so they can be logged and
+drawn.
+
+- AdditiveAttention (Bahdanau et al., 2015): score = v . tanh(W_memory m + W_query q).
+- MultiplicativeAttention (Luong et al., 2015, "general"): score = q . (W m).
+
+The memory's projection does not depend on the step, so `project_memory` computes it once per
+sequence and every step reuses it.
+"""
+
+import keras
+from keras import ops
+
+# Added to the scores of padded positions: their softmax weight underflows to exactly zero.
+_MASKED_SCORE = -1e9
+
+
+def masked_softmax(scores, mask):
+    """Softmax over the last axis of (batch, positions) scores; masked positions get weight 0."""
+    if mask is not None:
+        scores = ops.where(ops.cast(mask, "bool"), scores, _MASKED_SCORE)
+    return ops.softmax(scores, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="taskzoo")
+class AdditiveAttention(keras.layers.Layer):
+    """Bahdanau attention. `units` is the size of the hidden layer of the scoring network."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.memory_projection = keras.layers.Dense(units, use_bias=False, name="memory_projection")
+        self.query_projection = keras.layers.Dense(units, name="query_projection")
+        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+
+    def build(self, query_shape, memory_shape):
+        self.memory_projection.build(memory_shape)
+        self.query_projection.build(query_shape)
+        self.score.build(tuple(query_shape[:-1]) + (self.units,))
+
+    def project_memory(self, memory):
+        # (batch, positions, memory_features) -> (batch, positions, units)
+        return self.memory_projection(memory)
+
+    def call(self, query, memory, projected_memory=None, memory_mask=None):
+        """Returns (context (batch, memory_features), weights (batch, positions)); `memory_mask`
+        (batch, positions) is true at the real positions."""
+        if projected_memory is None:
+            projected_memory = self.project_memory(memory)
+        # (batch, 1, units) broadcast over the positions.
+        hidden = ops.tanh(projected_memory + ops.expand_dims(self.query_projection(query), 1))
+        scores = ops.squeeze(self.score(hidden), -1)  # (batch, positions)
+        weights = masked_softmax(scores, memory_mask)
+        context = ops.einsum("bp,bpf->bf", weights, memory)
+        return context, weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="taskzoo")
+class MultiplicativeAttention(keras.layers.Layer):
+    """Luong's "general" attention: the memory is projected to the query's size, then dotted."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        # The query's size: the memory is projected to it.
+        self.units = units
+        self.memory_projection = keras.layers.Dense(units, use_bias=False, name="memory_projection")
+
+    def build(self, query_shape, memory_shape):
+        self.memory_projection.build(memory_shape)
+
+    def project_memory(self, memory):
+        return self.memory_projection(memory)
+
+    def call(self, query, memory, projected_memory=None, memory_mask=None):
+        if projected_memory is None:
+            projected_memory = self.project_memory(memory)
+        scores = ops.einsum("bu,bpu->bp", query, projected_memory)
+        weights = masked_softmax(scores, memory_mask)
+        context = ops.einsum("bp,bpf->bf", weights, memory)
+        return context, weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+ATTENTION_LAYERS = {"additive": AdditiveAttention, "multiplicative": MultiplicativeAttention}

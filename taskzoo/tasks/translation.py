@@ -1,0 +1,500 @@
+"""Translation, the encoder-decoder task: a sentence in, a sentence of another length out.
+
+Data: generated English -> French numbers and dates in words by default (see
+`taskzoo/data/synthetic/number_pairs.py`), local files (a TSV file of pairs, or Moses-style
+line-aligned PREFIX.SRC / PREFIX.TGT files), or a TFDS translation builder.
+
+Model: source embedding (padding masked) -> the shared recurrent stack as the encoder (any cell,
+depth, optionally bidirectional) -> a bridge from its final states to the decoder's initial
+states -> the recurrent decoder, which attends over the encoder's outputs at every step
+(`task.attention`) and is trained with teacher forcing (optionally scheduled sampling).
+
+Evaluation: masked token accuracy and per-token perplexity under teacher forcing, and corpus BLEU
+(sacreBLEU, on detokenised text) of greedy translations each epoch (`val_bleu`) and of the
+configured decoder (`task.beam_size`) at the end.
+"""
+
+import io
+import json
+import logging
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from taskzoo.blocks.decoder import RecurrentDecoder, StateBridge, state_size
+from taskzoo.blocks.decoding import beam_search, greedy_decode
+from taskzoo.blocks.recurrent import recurrent_stack_from_config
+from taskzoo.data import parallel
+from taskzoo.data.synthetic.number_pairs import generate_pairs
+from taskzoo.data.tfds_source import load_tfds_split
+from taskzoo.errors import ConfigError, DataError
+from taskzoo.metrics import Perplexity, corpus_bleu
+from taskzoo.tasks.base import Task, load_run_model
+
+logger = logging.getLogger(__name__)
+
+
+@keras.saving.register_keras_serializable(package="taskzoo")
+class PaddingMask(keras.layers.Layer):
+    """(batch, time) token ids -> (batch, time) booleans, true at real (non-zero) tokens."""
+
+    def call(self, token_ids):
+        return ops.not_equal(token_ids, 0)
+
+
+class TranslationTask(Task):
+    monitor = "val_bleu"
+    monitor_mode = "max"
+
+    # Data: sentence pairs -> tokens -> two vocabularies -> length-bucketed batches.
+
+    def datasets(self):
+        task_config = self.cfg.task
+        data_config = task_config.data
+        source = str(data_config.source)
+        if source == "synthetic":
+            splits = dict(zip(("train", "validation", "test"), generate_pairs(
+                [data_config.num_train, data_config.num_validation, data_config.num_test],
+                self.cfg.trainer.seed,
+            )))
+            self.languages = ("en", "fr")
+        elif source == "files":
+            splits = self._file_splits(data_config)
+        else:
+            splits = self._tfds_splits(data_config)
+
+        self.tokenizer = parallel.Tokenizer(
+            str(task_config.tokenizer), task_config.lowercase, task_config.split_punctuation
+        )
+        self.pairs, self.dropped = {}, {}
+        for name, pairs in splits.items():
+            self.pairs[name] = self._filter(name, pairs)
+        train_tokens = [
+            (self.tokenizer.tokenize(source), self.tokenizer.tokenize(target))
+            for source, target in self.pairs["train"]
+        ]
+        self.source_vocabulary = parallel.Vocabulary.build(
+            (tokens for tokens, _ in train_tokens), task_config.vocabulary_size, task_config.min_frequency
+        )
+        self.target_vocabulary = parallel.Vocabulary.build(
+            (tokens for _, tokens in train_tokens), task_config.vocabulary_size, task_config.min_frequency
+        )
+        batch_size, seed = self.cfg.trainer.batch_size, self.cfg.trainer.seed
+        encoded = {
+            name: parallel.encode_pairs(pairs, self.tokenizer, self.source_vocabulary, self.target_vocabulary)
+            for name, pairs in self.pairs.items()
+        }
+        self.steps_per_epoch = -(-len(encoded["train"]) // batch_size)
+        return (
+            parallel.batches(encoded["train"], batch_size, True, seed),
+            parallel.batches(encoded["validation"], batch_size, False, seed),
+            parallel.batches(encoded["test"], batch_size, False, seed),
+        )
+
+    def _filter(self, name, pairs):
+        """Leaves out pairs with an empty side (every split) and over-long training pairs, and
+        says how many."""
+        pairs, where = pairs if isinstance(pairs, tuple) else (pairs, None)
+        kept, empty, long = [], [], 0
+        limit = self.cfg.task.data.max_length
+        for index, (source, target) in enumerate(pairs):
+            source_length = len(self.tokenizer.tokenize(source))
+            target_length = len(self.tokenizer.tokenize(target))
+            if source_length == 0 or target_length == 0:
+                empty.append(index)
+            elif name == "train" and max(source_length, target_length) > limit:
+                long += 1
+            else:
+                kept.append((source, target))
+        if empty:
+            first = f" (the first at {where[0]}, line {where[1][empty[0]]})" if where else ""
+            logger.warning("Left out %d %s pairs with an empty side%s.", len(empty), name, first)
+        if long:
+            logger.warning(
+                "Left out %d of %d training pairs longer than task.data.max_length=%d tokens.",
+                long, len(pairs), limit,
+            )
+        if not kept:
+            raise DataError(f"The {name} split has no usable sentence pair.")
+        self.dropped[name] = {"empty": len(empty), "too_long": long}
+        return kept
+
+    def _file_splits(self, data_config):
+        if not data_config.train:
+            raise ConfigError("task.data.source=files needs task.data.train=PATH (a TSV file or a file prefix).")
+        languages = (data_config.source_lang, data_config.target_lang)
+        if (languages[0] is None) != (languages[1] is None):
+            raise ConfigError(
+                "Line-aligned files need both task.data.source_lang and task.data.target_lang "
+                f"(got source_lang={languages[0]}, target_lang={languages[1]})."
+            )
+        self.languages = languages if languages[0] else ("source", "target")
+
+        def read(path):
+            if languages[0]:
+                pairs, numbers = parallel.read_parallel_files(path, *languages)
+                where = f"{path}.{languages[0]}"
+            else:
+                pairs, numbers = parallel.read_tsv(path, data_config.reverse)
+                where = str(path)
+            return pairs, (where, numbers)
+
+        splits = {"train": read(data_config.train)}
+        for name in ("validation", "test"):
+            if data_config[name]:
+                splits[name] = read(data_config[name])
+        return self._split_missing(splits, data_config)
+
+    def _split_missing(self, splits, data_config):
+        """Carves the missing validation and test splits off the training pairs, by seed."""
+        seed = self.cfg.trainer.seed
+        train = splits["train"]
+        if "test" in splits and "validation" in splits:
+            return splits
+        # Carved pairs lose their line numbers: the pairs are what matters from here on.
+        pairs = train[0] if isinstance(train, tuple) else train
+        total = len(pairs)
+        if "test" not in splits:
+            pairs, splits["test"] = parallel.split_pairs(pairs, data_config.test_fraction, seed, 2)
+        if "validation" not in splits:
+            pairs, splits["validation"] = parallel.split_pairs(
+                pairs, data_config.validation_fraction, seed, 1, of_total=total
+            )
+        splits["train"] = pairs
+        return splits
+
+    def _tfds_splits(self, data_config):
+        if not data_config.name:
+            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. ted_hrlr_translate/pt_to_en).")
+
+        def load(split):
+            dataset, info = load_tfds_split(data_config.name, split, data_config.data_dir)
+            keys = info.supervised_keys
+            if not keys or len(keys) != 2:
+                raise DataError(f"TFDS dataset {data_config.name!r} has no (source, target) supervised keys.")
+            pairs = [
+                (example[keys[0]].decode("utf-8"), example[keys[1]].decode("utf-8"))
+                for example in dataset.as_numpy_iterator()
+            ]
+            return pairs, info, keys
+
+        splits = {}
+        splits["train"], _, self.languages = load(data_config.train_split)
+        splits["test"], _, _ = load(data_config.test_split)
+        if data_config.validation_split:
+            try:
+                splits["validation"], _, _ = load(data_config.validation_split)
+            except DataError as error:
+                if "has no split" not in str(error):
+                    raise
+                logger.info("%s has no %r split; it is carved from training.", data_config.name,
+                            data_config.validation_split)
+        return self._split_missing(splits, data_config)
+
+    # Model: encoder stack -> state bridge -> attentive recurrent decoder.
+
+    def build_model(self):
+        model_config, task_config = self.cfg.model, self.cfg.task
+        if model_config.num_layers == 0:
+            raise ConfigError("Translation needs model.num_layers of 1 or more (the encoder and the decoder).")
+        cell = str(model_config.cell)
+        source = keras.Input((None,), dtype="int32", name="source")
+        target_input = keras.Input((None,), dtype="int32", name="target_input")
+        # (batch, source_time, embedding_dim), with the mask of padded steps.
+        embedded = keras.layers.Embedding(
+            len(self.source_vocabulary), model_config.embedding_dim, mask_zero=True, name="source_embedding"
+        )(source)
+        embedded = keras.layers.Dropout(model_config.dropout, name="source_dropout")(embedded)
+        # (batch, source_time, units or 2 x units), and the final states of every layer.
+        memory, final_states = recurrent_stack_from_config(
+            model_config, return_sequences=True, return_state=True, name="encoder"
+        )(embedded)
+        memory_mask = PaddingMask(name="source_mask")(source)
+        initial_states = StateBridge(cell, model_config.units, model_config.bidirectional, name="bridge")(
+            final_states
+        )
+        logits = RecurrentDecoder(
+            len(self.target_vocabulary),
+            cell=cell,
+            units=model_config.units,
+            num_layers=model_config.num_layers,
+            embedding_dim=model_config.embedding_dim,
+            attention=str(task_config.attention),
+            attention_units=task_config.attention_units,
+            dropout=model_config.dropout,
+            scheduled_sampling=task_config.scheduled_sampling > 0,
+            kernel_initializer=str(model_config.initializer),
+            recurrent_initializer=str(model_config.recurrent_initializer),
+            name="decoder",
+        )(target_input, memory, memory_mask, initial_states)
+        return keras.Model({"source": source, "target_input": target_input}, logits, name="translator")
+
+    def loss(self):
+        # The mean over real target tokens: padding has weight 0 and is not counted.
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
+    def weighted_metrics(self):
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), Perplexity()]
+
+    def callbacks(self, run_dir):
+        callbacks = [TranslationSamples(self, run_dir / "samples")]
+        if self.cfg.task.scheduled_sampling > 0:
+            callbacks.append(
+                ScheduledSampling(
+                    self.cfg.task.scheduled_sampling, str(self.cfg.task.scheduled_sampling_schedule), self.cfg.trainer.epochs
+                )
+            )
+        return callbacks
+
+    def translator(self, network):
+        return Translator.for_network(network, self.tokenizer, self.source_vocabulary, self.target_vocabulary,
+                                      self.cfg.task.max_output_length)
+
+    def extra_metrics(self, network, split):
+        task_config = self.cfg.task
+        sources, references = zip(*self.pairs[split])
+        translations = self.translator(network).translate(
+            sources, task_config.beam_size, task_config.length_penalty
+        )
+        return {"bleu": self.bleu(translations, references)}
+
+    def bleu(self, translations, references):
+        return corpus_bleu(
+            [translation["text"] for translation in translations],
+            [self.tokenizer.normalize(reference) for reference in references],
+        )
+
+    def save_artifacts(self, run_dir):
+        vocabularies = {
+            "source": self.source_vocabulary.tokens,
+            "target": self.target_vocabulary.tokens,
+            "tokenizer": self.tokenizer.get_config(),
+        }
+        (run_dir / "vocabulary.json").write_text(json.dumps(vocabularies, ensure_ascii=False))
+
+    def description(self):
+        return {
+            "pairs": {name: len(pairs) for name, pairs in self.pairs.items()},
+            "left_out": self.dropped,
+            "languages": list(self.languages),
+            "source_vocabulary": len(self.source_vocabulary),
+            "target_vocabulary": len(self.target_vocabulary),
+        }
+
+    # Inference: `python -m taskzoo.predict run_dir=RUN text="..." [beam_size=5] [attention=out.png]`.
+
+    predict_options = {"text": str, "beam_size": int, "length_penalty": float, "attention": str}
+
+    @classmethod
+    def predict(cls, run_dir, cfg, options):
+        if "text" not in options:
+            raise ConfigError('A translation run translates text="..." (a sentence in the source language).')
+        network = load_run_model(run_dir)
+        vocabularies = json.loads((run_dir / "vocabulary.json").read_text())
+        tokenizer = parallel.Tokenizer(**vocabularies["tokenizer"])
+        translator = Translator.for_network(
+            network, tokenizer, parallel.Vocabulary(vocabularies["source"]),
+            parallel.Vocabulary(vocabularies["target"]), cfg.task.max_output_length,
+        )
+        if not tokenizer.tokenize(options["text"]):
+            raise ConfigError("text= holds no token to translate.")
+        beam_size = options.get("beam_size", cfg.task.beam_size)
+        if beam_size < 1:
+            raise ConfigError(f"beam_size must be 1 or more; received {beam_size}.")
+        translation = translator.translate(
+            [options["text"]], beam_size, options.get("length_penalty", cfg.task.length_penalty)
+        )[0]
+        print(translation["text"])
+        if "attention" in options:
+            if translation["attention"] is None:
+                raise ConfigError("attention= needs a model trained with attention (task.attention=none here).")
+            png = attention_heatmap(translation["source_tokens"], translation["tokens"], translation["attention"])
+            with open(options["attention"], "wb") as file:
+                file.write(png)
+            print(f"Attention heatmap: {options['attention']}")
+
+
+class Translator:
+    """Translates sentences with a trained network, greedily or with beam search.
+
+    The encoder part of the network (embedding, stack, mask, bridge) runs once per batch of
+    sentences; the decoder's `step` then runs once per generated token, compiled.
+    """
+
+    _cache = weakref.WeakKeyDictionary()
+
+    def __init__(self, network, tokenizer, source_vocabulary, target_vocabulary, max_output_length=None):
+        self.tokenizer = tokenizer
+        self.source_vocabulary = source_vocabulary
+        self.target_vocabulary = target_vocabulary
+        self.max_output_length = max_output_length
+        self.decoder = network.get_layer("decoder")
+        encoder = keras.Model(
+            network.get_layer("source").output,
+            [
+                network.get_layer("encoder").output[0],
+                network.get_layer("source_mask").output,
+                network.get_layer("bridge").output,
+            ],
+        )
+
+        per_layer = state_size(self.decoder.cell)
+
+        def encode(source_ids):
+            memory, memory_mask, states = encoder(source_ids, training=False)
+            # One list of state tensors per decoder layer, whatever nesting the model returns.
+            flat = tf.nest.flatten(states)
+            states = [flat[start : start + per_layer] for start in range(0, len(flat), per_layer)]
+            projected = self.decoder.prepare_memory(memory)
+            # Without attention, the memory stands in for its (unused) projection.
+            return states, (memory, memory if projected is None else projected, memory_mask)
+
+        def step(tokens, states, memory_inputs):
+            memory, projected, memory_mask = memory_inputs
+            if self.decoder.attention is None:
+                projected = None
+            return self.decoder.step(tokens, states, memory, projected, memory_mask)
+
+        self.encode = tf.function(encode, reduce_retracing=True)
+        self.step = tf.function(step, reduce_retracing=True)
+
+    @classmethod
+    def for_network(cls, network, *args):
+        """One translator per network, reused (its compiled functions read the current weights)."""
+        if network not in cls._cache:
+            cls._cache[network] = cls(network, *args)
+        translator = cls._cache[network]
+        translator.tokenizer, translator.source_vocabulary, translator.target_vocabulary, translator.max_output_length = args
+        return translator
+
+    def translate(self, sentences, beam_size=1, length_penalty=0.0, batch_size=64):
+        """Returns one dict per sentence: `text`, `tokens`, `source_tokens`, `attention`
+        ((target tokens + 1, source tokens), or None) and `score`."""
+        source_tokens = [self.tokenizer.tokenize(sentence) for sentence in sentences]
+        source_ids = [self.source_vocabulary.encode(tokens) for tokens in source_tokens]
+        # Sentences of similar length are translated together; results go back in input order.
+        order = np.argsort([len(ids) for ids in source_ids], kind="stable")
+        per_batch = max(1, batch_size // beam_size)
+        results = [None] * len(sentences)
+        for start in range(0, len(order), per_batch):
+            indices = order[start : start + per_batch]
+            batch_ids = parallel.padded([source_ids[i] for i in indices])
+            lengths = np.array([len(source_ids[i]) for i in indices])
+            max_lengths = (
+                np.full(len(indices), self.max_output_length) if self.max_output_length else 2 * lengths + 10
+            )
+            states, memory_inputs = self.encode(tf.constant(batch_ids))
+            arguments = (self.step, states, memory_inputs, max_lengths, parallel.START_ID, parallel.END_ID)
+            banned = (parallel.PADDING_ID, parallel.START_ID)
+            if beam_size == 1:
+                decoded = greedy_decode(*arguments, banned_ids=banned)
+            else:
+                decoded = beam_search(*arguments, beam_size=beam_size, length_penalty=length_penalty, banned_ids=banned)
+            for index, length, result in zip(indices, lengths, decoded):
+                tokens = self.target_vocabulary.decode(result["tokens"])
+                attention = result["attention"]
+                results[index] = {
+                    "text": self.tokenizer.detokenize(tokens),
+                    "tokens": tokens,
+                    "source_tokens": source_tokens[index],
+                    "attention": None if attention is None else attention[:, :length],
+                    "score": result["score"],
+                }
+        return results
+
+
+class ScheduledSampling(keras.callbacks.Callback):
+    """Sets the decoder's probability of feeding its own samples at the start of every epoch:
+    constant, or rising linearly from 0 (first epoch) to `probability` (last epoch)."""
+
+    def __init__(self, probability, schedule, epochs):
+        super().__init__()
+        self.probability = probability
+        self.schedule = schedule
+        self.epochs = epochs
+
+    def probability_at(self, epoch):
+        if self.schedule == "constant" or self.epochs == 1:
+            return self.probability
+        return self.probability * min(1.0, epoch / (self.epochs - 1))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        probability = self.probability_at(epoch)
+        self.model.network.get_layer("decoder").sampling_probability.assign(probability)
+        if logs is not None:
+            logs["sampling_probability"] = probability
+
+    def on_train_end(self, logs=None):
+        # Evaluation is always teacher-forced.
+        self.model.network.get_layer("decoder").sampling_probability.assign(0.0)
+
+
+class TranslationSamples(keras.callbacks.Callback):
+    """At every epoch end: `val_bleu` of greedy translations of the validation pairs (added to the
+    epoch's logs, so it can select the best epoch), and a few validation sentences with their
+    reference and translation (text tab) and attention matrices (image tab) in TensorBoard."""
+
+    def __init__(self, task, log_dir):
+        super().__init__()
+        self.task = task
+        self.log_dir = str(log_dir)
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        task = self.task
+        limit = task.cfg.task.validation_bleu_pairs
+        pairs = task.pairs["validation"][:limit] if limit else task.pairs["validation"]
+        sources, references = zip(*pairs)
+        translations = task.translator(self.model.network).translate(sources, beam_size=1)
+        if logs is not None:
+            logs["val_bleu"] = task.bleu(translations, references)
+        count = task.cfg.task.sample_sentences
+        with self.writer.as_default(step=epoch), tf.summary.record_if(True):
+            rows = ["| source | reference | translation |", "|---|---|---|"]
+            for source, reference, translation in zip(sources[:count], references[:count], translations):
+                rows.append(f"| {_cell(source)} | {_cell(reference)} | {_cell(translation['text'])} |")
+            if count:
+                tf.summary.text("validation/translations", "\n".join(rows))
+            for index, translation in enumerate(translations[:count]):
+                if translation["attention"] is not None:
+                    png = attention_heatmap(translation["source_tokens"], translation["tokens"], translation["attention"])
+                    tf.summary.image(f"validation/attention_{index}", tf.image.decode_png(png)[None])
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
+def _cell(text):
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def attention_heatmap(source_tokens, target_tokens, weights):
+    """A PNG of the attention weights: one row per generated token (the end token last), one
+    column per source token, both labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(target_tokens) + [parallel.END]
+    weights = np.asarray(weights)[: len(rows), : len(source_tokens)]
+    figure, axes = plt.subplots(
+        figsize=(1.5 + 0.35 * len(source_tokens), 1.2 + 0.3 * len(rows)), dpi=80
+    )
+    axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=90)
+    axes.set_yticks(range(len(rows)), rows)
+    axes.set_xlabel("source")
+    axes.set_ylabel("translation")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
