@@ -294,7 +294,7 @@ class ParallelDataConfig:
     reverse: bool = False
     # Training pairs with more tokens than this on either side are left out (the count is
     # logged); validation and test pairs are never left out.
-    max_length: int = 50
+    max_length: int = 80
     validation_fraction: float = 0.05
     test_fraction: float = 0.05
     # Pairs generated (source=synthetic).

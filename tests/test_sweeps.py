@@ -44,7 +44,8 @@ def test_two_jobs_in_parallel_with_the_joblib_launcher(tmp_path):
 @pytest.mark.parametrize(
     "experiment, task, sweep",
     [("char_lm_cells", "char_lm", {"model": "rnn,lstm,gru"}),
-     ("video_directions", "video", {"model.bidirectional": "false,true"})],
+     ("video_directions", "video", {"model.bidirectional": "false,true"}),
+     ("translation_attention", "translation", {"task.attention": "none,additive,multiplicative"})],
 )
 def test_experiment_recipes_choose_the_task_and_the_sweep(experiment, task, sweep):
     with initialize_config_module("taskzoo.conf", version_base="1.3"):

@@ -57,10 +57,10 @@ def test_teacher_forced_loss_equals_the_sum_of_step_by_step_losses(cell, attenti
     teacher_forced = masked_cross_entropy_sum(targets, network(inputs, training=False))
 
     translator = Translator(network, task.tokenizer, task.source_vocabulary, task.target_vocabulary)
-    states, memory_inputs = translator.encode(inputs["source"])
+    states, memory_inputs = translator.generator.encode(inputs["source"])
     stepped = 0.0
     for position in range(targets.shape[1]):
-        logits, states, _ = translator.step(inputs["target_input"][:, position], states, memory_inputs)
+        logits, states, _ = translator.generator.step(inputs["target_input"][:, position], states, memory_inputs)
         stepped += masked_cross_entropy_sum(targets[:, position], logits)
     assert stepped == pytest.approx(teacher_forced, rel=1e-5)
 
@@ -90,7 +90,7 @@ def test_source_padding_changes_neither_the_translation_logits_nor_the_attention
     np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
 
     translator = Translator(network, task.tokenizer, task.source_vocabulary, task.target_vocabulary)
-    states, (memory, _, memory_mask) = translator.encode(tf.constant(longer))
+    states, (memory, _, memory_mask) = translator.generator.encode(tf.constant(longer))
     _, weights = decoder.teacher_forced(tf.constant(target_input), memory, memory_mask, states)
     weights = np.asarray(weights)[0]  # (target time, source time)
     np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-6)
@@ -137,10 +137,10 @@ def test_a_beam_of_width_one_equals_greedy_search(attention):
     task, translator = random_translator(attention)
     sources = [source for source, _ in task.pairs["validation"]]
     greedy = translator.translate(sources, beam_size=1)
-    states, memory_inputs = translator.encode(tf.constant(parallel.padded(
+    states, memory_inputs = translator.generator.encode(tf.constant(parallel.padded(
         [task.source_vocabulary.encode(task.tokenizer.tokenize(source)) for source in sources])))
     lengths = np.full(len(sources), 12)
-    arguments = (translator.step, states, memory_inputs, lengths, parallel.START_ID, parallel.END_ID)
+    arguments = (translator.generator.step, states, memory_inputs, lengths, parallel.START_ID, parallel.END_ID)
     by_greedy = greedy_decode(*arguments)
     by_beam = beam_search(*arguments, beam_size=1, length_penalty=0.6)
     assert [result["tokens"] for result in by_beam] == [result["tokens"] for result in by_greedy]

@@ -207,3 +207,55 @@ def beam_search(
             {"tokens": [int(token) for token in best[1]], "attention": best[2], "score": float(best[0])}
         )
     return results
+
+
+class SequenceGenerator:
+    """Runs a trained encoder and a `RecurrentDecoder` to generate token sequences.
+
+    Args:
+        encoder: a Keras model from the network's inputs to [memory (batch, positions,
+            features), memory mask (batch, positions), the decoder's initial states].
+        decoder: the network's `RecurrentDecoder` layer.
+        start_id, end_id: the start and end tokens.
+        banned_ids: tokens never generated (padding, the start token).
+
+    The encoder runs once per batch; the decoder's `step` once per generated token. Both are
+    compiled once and read the current weights, so a generator made before training keeps
+    working while the network trains.
+    """
+
+    def __init__(self, encoder, decoder, start_id, end_id, banned_ids=()):
+        import tensorflow as tf
+
+        from taskzoo.blocks.decoder import state_size
+
+        self.decoder = decoder
+        self.start_id, self.end_id, self.banned_ids = start_id, end_id, tuple(banned_ids)
+        per_layer = state_size(decoder.cell)
+
+        def encode(inputs):
+            memory, memory_mask, states = encoder(inputs, training=False)
+            # One list of state tensors per decoder layer, whatever nesting the model returns.
+            flat = tf.nest.flatten(states)
+            states = [flat[start : start + per_layer] for start in range(0, len(flat), per_layer)]
+            projected = decoder.prepare_memory(memory)
+            # Without attention, the memory stands in for its (unused) projection.
+            return states, (memory, memory if projected is None else projected, memory_mask)
+
+        def step(tokens, states, memory_inputs):
+            memory, projected, memory_mask = memory_inputs
+            if decoder.attention is None:
+                projected = None
+            return decoder.step(tokens, states, memory, projected, memory_mask)
+
+        self.encode = tf.function(encode, reduce_retracing=True)
+        self.step = tf.function(step, reduce_retracing=True)
+
+    def generate(self, inputs, max_lengths, beam_size=1, length_penalty=0.0):
+        """Greedy search (beam_size 1) or beam search for a batch of inputs; returns the list of
+        `greedy_decode` / `beam_search` results."""
+        states, memory_inputs = self.encode(inputs)
+        arguments = (self.step, states, memory_inputs, max_lengths, self.start_id, self.end_id)
+        if beam_size == 1:
+            return greedy_decode(*arguments, banned_ids=self.banned_ids)
+        return beam_search(*arguments, beam_size=beam_size, length_penalty=length_penalty, banned_ids=self.banned_ids)

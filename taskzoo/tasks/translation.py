@@ -24,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from taskzoo.blocks.decoder import RecurrentDecoder, StateBridge, state_size
-from taskzoo.blocks.decoding import beam_search, greedy_decode
+from taskzoo.blocks.decoder import RecurrentDecoder, StateBridge
+from taskzoo.blocks.decoding import SequenceGenerator
 from taskzoo.blocks.recurrent import recurrent_stack_from_config
 from taskzoo.data import parallel
 from taskzoo.data.synthetic.number_pairs import generate_pairs
@@ -331,7 +331,6 @@ class Translator:
         self.source_vocabulary = source_vocabulary
         self.target_vocabulary = target_vocabulary
         self.max_output_length = max_output_length
-        self.decoder = network.get_layer("decoder")
         encoder = keras.Model(
             network.get_layer("source").output,
             [
@@ -340,26 +339,10 @@ class Translator:
                 network.get_layer("bridge").output,
             ],
         )
-
-        per_layer = state_size(self.decoder.cell)
-
-        def encode(source_ids):
-            memory, memory_mask, states = encoder(source_ids, training=False)
-            # One list of state tensors per decoder layer, whatever nesting the model returns.
-            flat = tf.nest.flatten(states)
-            states = [flat[start : start + per_layer] for start in range(0, len(flat), per_layer)]
-            projected = self.decoder.prepare_memory(memory)
-            # Without attention, the memory stands in for its (unused) projection.
-            return states, (memory, memory if projected is None else projected, memory_mask)
-
-        def step(tokens, states, memory_inputs):
-            memory, projected, memory_mask = memory_inputs
-            if self.decoder.attention is None:
-                projected = None
-            return self.decoder.step(tokens, states, memory, projected, memory_mask)
-
-        self.encode = tf.function(encode, reduce_retracing=True)
-        self.step = tf.function(step, reduce_retracing=True)
+        self.generator = SequenceGenerator(
+            encoder, network.get_layer("decoder"), parallel.START_ID, parallel.END_ID,
+            banned_ids=(parallel.PADDING_ID, parallel.START_ID),
+        )
 
     @classmethod
     def for_network(cls, network, *args):
@@ -386,13 +369,7 @@ class Translator:
             max_lengths = (
                 np.full(len(indices), self.max_output_length) if self.max_output_length else 2 * lengths + 10
             )
-            states, memory_inputs = self.encode(tf.constant(batch_ids))
-            arguments = (self.step, states, memory_inputs, max_lengths, parallel.START_ID, parallel.END_ID)
-            banned = (parallel.PADDING_ID, parallel.START_ID)
-            if beam_size == 1:
-                decoded = greedy_decode(*arguments, banned_ids=banned)
-            else:
-                decoded = beam_search(*arguments, beam_size=beam_size, length_penalty=length_penalty, banned_ids=banned)
+            decoded = self.generator.generate(tf.constant(batch_ids), max_lengths, beam_size, length_penalty)
             for index, length, result in zip(indices, lengths, decoded):
                 tokens = self.target_vocabulary.decode(result["tokens"])
                 attention = result["attention"]
