@@ -75,6 +75,11 @@ class AttentionKind(Choice):
     multiplicative = "multiplicative"
 
 
+class CaptionAttention(Choice):
+    none = "none"
+    soft = "soft"
+
+
 class SamplingSchedule(Choice):
     constant = "constant"
     linear = "linear"
@@ -338,6 +343,69 @@ class TranslationTaskConfig:
 
 
 @dataclasses.dataclass
+class CaptionDataConfig:
+    """Where the captioning task reads its images and captions from."""
+
+    # synthetic: generated scenes of digits and shapes (offline); files; tfds (coco_captions).
+    source: DataSource = DataSource.synthetic
+    name: Optional[str] = None
+    data_dir: Optional[str] = None
+    train_split: str = "train"
+    validation_split: Optional[str] = "val"
+    test_split: str = "test"
+    # Local files (source=files): a directory of images, and a captions file holding either
+    # `image_name#k<TAB>caption` lines or a CSV file with the columns image,caption.
+    images: Optional[str] = None
+    captions: Optional[str] = None
+    # Optional files listing the images of each split, one name per line; without them the
+    # images are split by seed.
+    train_list: Optional[str] = None
+    validation_list: Optional[str] = None
+    test_list: Optional[str] = None
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Images generated (source=synthetic).
+    num_train: int = 6000
+    num_validation: int = 500
+    num_test: int = 1000
+
+
+@dataclasses.dataclass
+class CaptioningTaskConfig:
+    name: str = "captioning"
+    data: CaptionDataConfig = dataclasses.field(default_factory=CaptionDataConfig)
+    # none: the pooled image features start the decoder (and, with feed_features, are fed at
+    # every step); soft: the decoder also attends over the CNN's grid of locations at every step.
+    attention: CaptionAttention = CaptionAttention.soft
+    feed_features: bool = False
+    # Images are resized to image_size x image_size.
+    image_size: int = 48
+    # small_cnn (trained from scratch), or a Keras application (mobilenet_v3_small,
+    # mobilenet_v3_large, efficientnet_b0) with its weights from a local file.
+    encoder: str = "small_cnn"
+    encoder_weights: Optional[str] = None
+    # With a pretrained encoder (kept frozen): compute its features once and keep them in this
+    # directory, reused by later runs on the same images (null: computed once per run).
+    feature_cache: Optional[str] = None
+    # The small CNN: one block (conv, conv, pool) per entry, then a dense layer per location.
+    cnn_filters: List[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
+    image_features: int = 128
+    # The caption vocabulary: at most vocabulary_size tokens seen min_frequency times in training.
+    vocabulary_size: int = 10000
+    min_frequency: int = 2
+    lowercase: bool = True
+    # Training captions longer than this many words are left out; generated captions stop here.
+    max_length: int = 30
+    # Decoding of the final scores and of predict: beam_size 1 is greedy search.
+    beam_size: int = 3
+    length_penalty: float = 0.0
+    # Validation images captioned (and drawn with their attention) in TensorBoard each epoch, and
+    # captioned greedily for the per-epoch val_bleu4 (null: all of them).
+    sample_images: int = 4
+    validation_bleu_images: Optional[int] = 500
+
+
+@dataclasses.dataclass
 class TaskzooConfig:
     task: Any = MISSING
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -350,6 +418,7 @@ TASK_SCHEMAS = {
     "char_lm": CharLanguageModelTaskConfig,
     "video": VideoTaskConfig,
     "translation": TranslationTaskConfig,
+    "captioning": CaptioningTaskConfig,
 }
 
 
@@ -397,13 +466,15 @@ def validate_config(cfg: DictConfig):
     _check(cfg, "task.scheduled_sampling", lambda v: 0 <= v <= 1, "a number in [0, 1]")
     _check(cfg, "task.length_penalty", lambda v: v >= 0, "a number of 0 or more")
     _check(cfg, "task.sample_sentences", lambda v: v >= 0, "an integer of 0 or more")
+    _check(cfg, "task.sample_images", lambda v: v >= 0, "an integer of 0 or more")
     for key in ("task.data.validation_fraction", "task.data.test_fraction"):
         _check(cfg, key, lambda v: 0 < v < 1, "a number in (0, 1)")
     for key in ("task.data.num_train", "task.data.num_validation", "task.data.num_test",
                 "task.data.max_characters", "task.seq_length", "task.sample_length",
                 "task.frame_size", "task.frame_stride", "task.max_frames", "task.frame_features",
                 "task.strip_frames", "task.data.max_length", "task.min_frequency", "task.beam_size",
-                "task.max_output_length", "task.validation_bleu_pairs"):
+                "task.max_output_length", "task.validation_bleu_pairs", "task.image_size",
+                "task.image_features", "task.validation_bleu_images"):
         _check(cfg, key, *positive)
     fractions = [OmegaConf.select(cfg, f"task.data.{name}_fraction") for name in ("validation", "test")]
     if None not in fractions and sum(fractions) >= 1:

@@ -49,9 +49,23 @@ class Perplexity(_MeanCrossEntropy):
         return ops.exp(self.mean())
 
 
-def corpus_bleu(hypotheses, references):
-    """Corpus BLEU (0-100) of detokenised hypotheses against one reference each, computed by
-    sacreBLEU with its standard settings (13a tokenisation, exponential smoothing off)."""
-    import sacrebleu
+def corpus_bleu(hypotheses, references, max_order=4):
+    """Corpus BLEU (0-100) of detokenised hypotheses, computed by sacreBLEU with its standard
+    settings (13a tokenisation, no smoothing of the corpus score).
 
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+    Args:
+        hypotheses: one string per example.
+        references: one reference string per example, or one list of references per example
+            (the lists may differ in length).
+        max_order: the longest n-gram counted: 4 gives BLEU-4, 1 gives BLEU-1.
+    """
+    from sacrebleu.metrics import BLEU
+
+    references = [[reference] if isinstance(reference, str) else list(reference) for reference in references]
+    count = max(len(example_references) for example_references in references)
+    # sacreBLEU takes one stream per reference position; None marks a missing reference.
+    streams = [
+        [example_references[k] if k < len(example_references) else None for example_references in references]
+        for k in range(count)
+    ]
+    return float(BLEU(max_ngram_order=max_order).corpus_score(list(hypotheses), streams).score)

@@ -7,6 +7,8 @@ drawn.
 
 - AdditiveAttention (Bahdanau et al., 2015): score = v . tanh(W_memory m + W_query q).
 - MultiplicativeAttention (Luong et al., 2015, "general"): score = q . (W m).
+- MeanAttention: no scores, the same weight on every real position; the context is the mean of
+  the memory (a captioner that feeds its pooled image features at every step).
 
 The memory's projection does not depend on the step, so `project_memory` computes it once per
 sequence and every step reuses it.
@@ -90,4 +92,27 @@ class MultiplicativeAttention(keras.layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
-ATTENTION_LAYERS = {"additive": AdditiveAttention, "multiplicative": MultiplicativeAttention}
+@keras.saving.register_keras_serializable(package="taskzoo")
+class MeanAttention(keras.layers.Layer):
+    """Equal weights on the real positions: the context is the masked mean of the memory."""
+
+    def __init__(self, units=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, query_shape, memory_shape):
+        pass
+
+    def project_memory(self, memory):
+        return None
+
+    def call(self, query, memory, projected_memory=None, memory_mask=None):
+        scores = ops.zeros(ops.shape(memory)[:2], dtype=memory.dtype)
+        weights = masked_softmax(scores, memory_mask)
+        return ops.einsum("bp,bpf->bf", weights, memory), weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+ATTENTION_LAYERS = {"additive": AdditiveAttention, "multiplicative": MultiplicativeAttention, "mean": MeanAttention}

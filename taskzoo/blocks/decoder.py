@@ -93,6 +93,42 @@ class StateBridge(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="taskzoo")
+class VectorBridge(keras.layers.Layer):
+    """Maps one feature vector (an image's pooled CNN features) to the initial states of every
+    decoder layer: a dense layer per layer and state (tanh for hidden states, linear for an
+    LSTM's cell state), as in Show, Attend and Tell.
+
+    Call arguments:
+        features: (batch, features).
+    """
+
+    def __init__(self, cell, units, num_layers, **kwargs):
+        super().__init__(**kwargs)
+        self.cell = cell
+        self.units = units
+        self.num_layers = num_layers
+        self.projections = [
+            [
+                keras.layers.Dense(units, activation="tanh" if component == 0 else None,
+                                   name=f"layer_{layer_index}_state_{component}")
+                for component in range(state_size(cell))
+            ]
+            for layer_index in range(num_layers)
+        ]
+
+    def build(self, features_shape):
+        for layer_projections in self.projections:
+            for projection in layer_projections:
+                projection.build(features_shape)
+
+    def call(self, features):
+        return [[projection(features) for projection in layer_projections] for layer_projections in self.projections]
+
+    def get_config(self):
+        return {**super().get_config(), "cell": self.cell, "units": self.units, "num_layers": self.num_layers}
+
+
+@keras.saving.register_keras_serializable(package="taskzoo")
 class RecurrentDecoder(keras.layers.Layer):
     """A recurrent decoder with optional attention over a memory.
 
@@ -102,7 +138,8 @@ class RecurrentDecoder(keras.layers.Layer):
         units: hidden units of each layer.
         num_layers: number of stacked cells.
         embedding_dim: size of the token embeddings.
-        attention: "none", "additive" (Bahdanau) or "multiplicative" (Luong).
+        attention: "none", "additive" (Bahdanau), "multiplicative" (Luong), or "mean" (the
+            memory's mean at every step, without learned weights).
         attention_units: hidden size of additive attention's scoring network (default: units).
         dropout: dropout on the token embeddings and on the features before the output layer.
         scheduled_sampling: whether training may feed the decoder's own samples (with the
@@ -175,6 +212,8 @@ class RecurrentDecoder(keras.layers.Layer):
     def build(self, target_input_shape, memory_shape, memory_mask_shape=None, initial_state_shape=None):
         self.embedding.build(target_input_shape)
         memory_features = memory_shape[-1] if self.attention is not None else 0
+        # The size of the memory's features is known only once the decoder is called.
+        self.memory_features = memory_features
         input_size = self.embedding_dim + memory_features
         for cell in self.cells:
             cell.build((None, input_size))
@@ -239,7 +278,7 @@ class RecurrentDecoder(keras.layers.Layer):
         initial_state = [list(layer_states) for layer_states in initial_state]
 
         batch = ops.shape(embedded)[1]
-        feature_size = self.output_projection.kernel.shape[0]
+        feature_size = self.units + self.memory_features
         positions = 1 if self.attention is None else ops.shape(memory)[1]
         # tf.scan stacks its whole carry over time; the features and the attention weights of
         # each step are part of it.

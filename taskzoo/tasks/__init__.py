@@ -1,6 +1,7 @@
 """The task registry: a task name in the configuration selects one pipeline."""
 
 from taskzoo.errors import ConfigError
+from taskzoo.tasks.captioning import CaptioningTask
 from taskzoo.tasks.char_lm import CharLanguageModelTask
 from taskzoo.tasks.sentiment import SentimentTask
 from taskzoo.tasks.translation import TranslationTask
@@ -11,6 +12,7 @@ TASKS = {
     "char_lm": CharLanguageModelTask,
     "video": VideoTask,
     "translation": TranslationTask,
+    "captioning": CaptioningTask,
 }
 
 

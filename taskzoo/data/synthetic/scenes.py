@@ -24,7 +24,12 @@ import numpy as np
 COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 240), "yellow": (240, 220, 40)}
 SHAPES = ("square", "circle", "triangle")
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-SIZES = {"small": 12, "large": 20}
+# Object sizes as fractions of the canvas: 12 and 20 pixels on the default 48 x 48 canvas.
+SIZES = {"small": 0.25, "large": 5 / 12}
+
+
+def _pixels(size, canvas_size):
+    return max(3, int(round(SIZES[size] * canvas_size)))
 RELATIONS = {"left": ("left of", "right of"), "above": ("above", "below")}
 
 
@@ -54,9 +59,9 @@ def _shape_mask(shape, size):
     return (np.abs(columns - size / 2) <= half_width).astype(np.float32)
 
 
-def _draw_object(rng, kind_index=None):
-    """A random object: (name, colour, size, kind, digit index)."""
-    digits, targets = _digits(SIZES["large"])
+def _draw_object(rng):
+    """A random object: its name, colour, size and, for a digit, which scan."""
+    _, targets = _digits(20)
     colour = str(rng.choice(list(COLOURS)))
     size = str(rng.choice(list(SIZES)))
     if rng.random() < 0.5:
@@ -65,13 +70,13 @@ def _draw_object(rng, kind_index=None):
     return {"name": str(rng.choice(SHAPES)), "colour": colour, "size": size, "digit": None}
 
 
-def _mask(item):
-    pixels = SIZES[item["size"]]
+def _mask(item, canvas_size):
+    pixels = _pixels(item["size"], canvas_size)
     if item["digit"] is None:
         return _shape_mask(item["name"], pixels)
     from PIL import Image
 
-    digits, _ = _digits(SIZES["large"])
+    digits, _ = _digits(20)
     image = Image.fromarray((digits[item["digit"]] * 255).astype(np.uint8)).resize((pixels, pixels), Image.BILINEAR)
     return np.asarray(image, np.float32) / 255.0
 
@@ -86,7 +91,8 @@ def _plural(name):
 
 
 def _place(rng, canvas_size, masks):
-    """Top-left corners for the masks, not overlapping (with a 2-pixel gap)."""
+    """Top-left corners for the masks, not overlapping (with a 2-pixel gap); two large objects
+    always fit side by side or one above the other."""
     while True:
         corners = [
             (int(rng.integers(0, canvas_size - mask.shape[0] + 1)), int(rng.integers(0, canvas_size - mask.shape[1] + 1)))
@@ -109,7 +115,7 @@ def generate_scene(rng, canvas_size=48):
     if count == 2 and rng.random() < 0.25:
         # Two alike objects (same name and colour), for counting.
         items[1] = dict(items[0], size=items[1]["size"], digit=items[0]["digit"])
-    masks = [_mask(item) for item in items]
+    masks = [_mask(item, canvas_size) for item in items]
     corners = _place(rng, canvas_size, masks)
 
     image = np.zeros((canvas_size, canvas_size, 3), np.float32)
