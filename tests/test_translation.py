@@ -170,6 +170,27 @@ def test_beam_search_finds_the_translation_that_greedy_search_misses():
     assert beam_search(step, states, memory, [2], start, end, beam_size=1)[0]["tokens"] == greedy["tokens"]
 
 
+def test_unlikely_early_endings_do_not_stop_the_beam_before_the_likely_translation_ends():
+    # A confident model: "a b c" then the end token, each with probability 0.97; ending early
+    # is possible but unlikely (0.01), so an early ending is among the two best candidates at
+    # every step without being the best translation.
+    start, end, a, b, c = parallel.START_ID, parallel.END_ID, 4, 5, 6
+    table = np.full((7, 7), 1e-9)
+    table[start, [a, end]] = [0.97, 0.01]
+    table[a, [b, end]] = [0.97, 0.01]
+    table[b, [c, end]] = [0.97, 0.01]
+    table[c, end] = 0.97
+    table /= table.sum(axis=1, keepdims=True)
+
+    def step(tokens, states, memory_inputs):
+        return np.log(table[np.asarray(tokens)]), states, None
+
+    states, memory = tf.zeros((1, 1)), tf.zeros((1, 1))
+    for length_penalty in (0.0, 0.6):
+        result = beam_search(step, states, memory, [10], start, end, beam_size=2, length_penalty=length_penalty)[0]
+        assert result["tokens"] == [a, b, c]
+
+
 def test_the_maximum_output_length_is_respected_by_both_decoders():
     task, translator = random_translator()
     translator.max_output_length = 3

@@ -108,8 +108,9 @@ def beam_search(
     """Keeps the `beam_size` best partial hypotheses of every example at each step.
 
     A hypothesis ends when it chooses the end token among the step's `beam_size` best candidates,
-    or reaches its example's maximum length; an example is done when `beam_size` hypotheses have
-    ended. Ended hypotheses are ranked by their
+    or reaches its example's maximum length. An example is done when `beam_size` hypotheses have
+    ended and no live hypothesis is more likely than all of them (an unlikely early ending does
+    not end the search while a likelier hypothesis is still growing). Ended hypotheses are ranked by their
     log-probability divided by `length_normalizer(length, length_penalty)`, so a positive penalty
     favours longer translations. A beam of width 1 makes the same choices as `greedy_decode`.
 
@@ -160,16 +161,13 @@ def beam_search(
                     break
                 parent = example * width + candidate // vocabulary_size
                 token = int(candidate % vocabulary_size)
-                if token == end_id and rank >= width:
-                    # Only an ending among this step's `width` best candidates is kept: an
-                    # unlikely early end would otherwise fill the finished list.
-                    continue
                 if token == end_id or sequences.shape[1] + 1 >= max_lengths[example]:
-                    hypothesis = list(sequences[parent]) + ([] if token == end_id else [token])
-                    history = None if attention is None else attention[parent]
-                    finished[example].append((total, hypothesis, history))
-                    if len(finished[example]) >= width:
-                        break
+                    # Only an ending among this step's `width` best candidates counts.
+                    if rank < width:
+                        hypothesis = list(sequences[parent]) + ([] if token == end_id else [token])
+                        history = None if attention is None else attention[parent]
+                        normalized = total / length_normalizer(len(hypothesis) + 1, length_penalty)
+                        finished[example].append((normalized, total, hypothesis, history))
                     continue
                 row = example * width + kept
                 parents[row] = parent
@@ -178,8 +176,13 @@ def beam_search(
                 kept += 1
                 if kept == width:
                     break
-            if len(finished[example]) >= width or kept == 0:
+            # Keep the `width` best ended hypotheses. The example is done when no live one is
+            # more likely than every one of them: a live log-probability only falls as it grows.
+            finished[example] = sorted(finished[example], key=lambda item: -item[0])[:width]
+            if kept == 0:
                 done[example] = True
+            elif len(finished[example]) == width:
+                done[example] = new_scores[example, :kept].max() <= min(item[1] for item in finished[example])
         if done.all():
             break
         sequences = np.concatenate([sequences[parents], new_tokens[:, None]], axis=1)
@@ -192,6 +195,7 @@ def beam_search(
     for example in range(batch):
         candidates = finished[example] or [
             (
+                scores[example, k] / length_normalizer(sequences.shape[1] + 1, length_penalty),
                 scores[example, k],
                 list(sequences[example * width + k]),
                 None if attention is None else attention[example * width + k],
@@ -199,13 +203,8 @@ def beam_search(
             for k in range(width)
             if np.isfinite(scores[example, k])
         ]
-        best = max(
-            candidates,
-            key=lambda candidate: candidate[0] / length_normalizer(len(candidate[1]) + 1, length_penalty),
-        )
-        results.append(
-            {"tokens": [int(token) for token in best[1]], "attention": best[2], "score": float(best[0])}
-        )
+        _, total, tokens, history = max(candidates, key=lambda candidate: candidate[0])
+        results.append({"tokens": [int(token) for token in tokens], "attention": history, "score": float(total)})
     return results
 
 
