@@ -37,6 +37,8 @@ def test_smoke_run_writes_metrics_model_and_tensorboard_scalars(tmp_path, model)
     assert train_tags[f"gradient_norm/recurrent_stack/{model}_0"] == 2
     assert train_tags["gradient_norm/classifier"] == 2 and train_tags["learning_rate"] == 2
     assert train_tags["epoch_learning_rate"] == 2
+    # The default clips by global norm 1.0: the fraction of clipped steps, once per epoch.
+    assert train_tags["epoch_clipped_fraction"] == 2
     assert event_tags(run_dir / "validation")["epoch_accuracy"] == 2
     root_tags = event_tags(run_dir)
     assert root_tags["_hparams_/session_start_info"] == 1

@@ -1,11 +1,15 @@
 """The training step with gradient norms is Keras' own step, and its norms are the true ones."""
 
+import pathlib
+import tempfile
+
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from taskzoo.blocks.recurrent import RecurrentStack
-from taskzoo.observe.gradients import GradientNormModel, group_by_layer
+from taskzoo.observe.gradients import GradientNormLogger, GradientNormModel, group_by_layer
 
 
 def small_network():
@@ -42,6 +46,21 @@ def test_norms_match_a_direct_gradient_tape_computation():
     layer_norms = model.layer_gradient_norms.numpy()
     np.testing.assert_allclose(layer_norms[2], expected_lstm_1, rtol=1e-5)
     np.testing.assert_allclose(np.sqrt((layer_norms**2).sum()), expected_global, rtol=1e-5)
+
+
+@pytest.mark.parametrize("clipnorm, expected", [(1e-3, 1.0), (1e6, 0.0), (None, None)])
+def test_the_fraction_of_clipped_steps_is_logged_per_epoch(clipnorm, expected):
+    keras.utils.set_random_seed(0)
+    model = GradientNormModel(small_network())
+    model.compile(optimizer=keras.optimizers.SGD(0.01, global_clipnorm=clipnorm),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    logger = GradientNormLogger(pathlib.Path(tempfile.mkdtemp()), every_n_steps=100)
+    history = model.fit(np.tile(BATCH[0], (4, 1)), np.tile(BATCH[1], (4,)), batch_size=2, epochs=2,
+                        callbacks=[logger], verbose=0)
+    if expected is None:
+        assert "clipped_fraction" not in history.history
+    else:
+        assert history.history["clipped_fraction"] == [expected, expected]
 
 
 def test_training_matches_plain_keras_fit():

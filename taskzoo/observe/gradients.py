@@ -44,6 +44,8 @@ class GradientNormModel(keras.Model):
             trainable=False,
             name="layer_gradient_norms",
         )
+        # Training steps whose global norm exceeded the optimizer's clipping threshold.
+        self.clipped_steps = keras.Variable(0.0, trainable=False, name="clipped_steps")
         # Every variable exists now (the network is built): weights can be saved and restored
         # before the first training step.
         self.built = network.built
@@ -63,7 +65,10 @@ class GradientNormModel(keras.Model):
         gradients = tape.gradient(scaled_loss, variables)
 
         # The norms before clipping; the optimizer clips by the global norm when configured.
-        self.global_gradient_norm.assign(tf.linalg.global_norm(gradients))
+        global_norm = tf.linalg.global_norm(gradients)
+        self.global_gradient_norm.assign(global_norm)
+        if self.optimizer.global_clipnorm:
+            self.clipped_steps.assign_add(tf.cast(global_norm > self.optimizer.global_clipnorm, "float32"))
         self.layer_gradient_norms.assign(
             tf.stack(
                 [tf.linalg.global_norm([gradients[i] for i in group]) for group in self._layer_groups]
@@ -83,6 +88,9 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     Tags: `gradient_norm/global` and `gradient_norm/<layer>` (before clipping), `learning_rate`.
     The step is the optimizer's iteration count, the same axis as Keras' `batch_*` scalars.
+    With clipping by global norm, it also adds `clipped_fraction` to every epoch's logs: the
+    fraction of the epoch's steps whose gradient was clipped (TensorBoard's
+    `epoch_clipped_fraction`, when this callback comes before Keras' TensorBoard callback).
     """
 
     def __init__(self, log_dir, every_n_steps):
@@ -94,6 +102,14 @@ class GradientNormLogger(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(self.log_dir)
         self.step = int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = (self.step, float(self.model.clipped_steps.numpy()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps = self.step - self.epoch_start[0]
+        if logs is not None and self.model.optimizer.global_clipnorm and steps > 0:
+            logs["clipped_fraction"] = (float(self.model.clipped_steps.numpy()) - self.epoch_start[1]) / steps
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1

@@ -60,9 +60,10 @@ class TensorBoard(keras.callbacks.TensorBoard):
 def tensorboard_callbacks(log_dir, every_n_steps):
     """Keras' TensorBoard callback (loss and metrics per step and per epoch, learning rate per
     epoch, in `train/` and `validation/`) and the gradient-norm logger (in `train/`)."""
+    # The logger first: the clipped fraction it adds to the epoch's logs reaches TensorBoard.
     return [
-        TensorBoard(log_dir=str(log_dir), update_freq=every_n_steps),
         GradientNormLogger(log_dir / "train", every_n_steps),
+        TensorBoard(log_dir=str(log_dir), update_freq=every_n_steps),
     ]
 
 
