@@ -1,6 +1,7 @@
 """Readers for local text files that report bad input as one line naming the file and line."""
 
 import csv
+import gzip
 import pathlib
 
 from taskzoo.errors import DataError
@@ -18,11 +19,17 @@ def existing_path(path, what="file"):
 
 
 def read_text(path):
-    """Reads a UTF-8 text file; an undecodable byte raises DataError with its line and offset."""
+    """Reads a UTF-8 text file, plain or gzip-compressed; an undecodable byte raises DataError
+    with its line and offset."""
     path = existing_path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a text file.")
     data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as error:
+            raise DataError(f"{path}: not a readable gzip file ({error}).") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -9,13 +9,13 @@ the file and line:
 """
 
 import collections
-import gzip
 import pathlib
 import re
 
 import numpy as np
 import tensorflow as tf
 
+from taskzoo.data.files import read_text
 from taskzoo.data.text import in_memory_options, length_boundaries
 from taskzoo.errors import DataError
 
@@ -32,20 +32,7 @@ def _open_lines(path):
     path = pathlib.Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as error:
-            raise DataError(f"{path}: not a readable gzip file ({error}).") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}, line {line}: invalid UTF-8 byte 0x{data[error.start]:02x} at byte offset "
-            f"{error.start} (expected UTF-8 text)."
-        ) from None
+    text = read_text(path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
