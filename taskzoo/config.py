@@ -147,6 +147,23 @@ class TrainerConfig:
 
 
 @dataclasses.dataclass
+class ObserveConfig:
+    """What the run shows about its own training, beyond losses, metrics and gradient norms."""
+
+    # Every every_n_steps steps, the gradient norm ‖∂L/∂h_t‖ at every time step of every recurrent
+    # layer, on one fixed validation batch (TensorBoard: time_gradients/).
+    time_gradients: bool = False
+    every_n_steps: int = 50
+    # Warn when the global gradient norm exceeds explode_factor times its mean over the previous
+    # explode_window steps; null turns the alarm off.
+    explode_factor: Optional[float] = 10.0
+    explode_window: int = 20
+    # Warn when a layer's ratio ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖ falls below this (measured only with
+    # time_gradients=true); null turns the alarm off.
+    vanish_ratio: Optional[float] = 1e-6
+
+
+@dataclasses.dataclass
 class TextDataConfig:
     """Where a text classification task reads its examples from."""
 
@@ -410,6 +427,7 @@ class TaskzooConfig:
     task: Any = MISSING
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    observe: ObserveConfig = dataclasses.field(default_factory=ObserveConfig)
 
 
 # The schema of each task's `task:` node, by task name.
@@ -456,6 +474,10 @@ def validate_config(cfg: DictConfig):
         "trainer.steps_per_epoch",
         "trainer.evaluation_steps",
         "trainer.backup_every_n_steps",
+        "observe.every_n_steps",
+        "observe.explode_factor",
+        "observe.explode_window",
+        "observe.vanish_ratio",
     ):
         _check(cfg, key, *positive)
     _check(cfg, "trainer.min_learning_rate_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")

@@ -92,7 +92,12 @@ def run(cfg, run_dir=None):
     task_callbacks = task.callbacks(run_dir)
     callbacks = [
         backup, non_finite, stopper, *task_callbacks, best_weights,
-        *tensorboard_callbacks(run_dir, trainer.log_every_n_steps), *budget, *schedule,
+        *tensorboard_callbacks(
+            run_dir, trainer.log_every_n_steps, cfg.observe,
+            probe_batch=next(iter(validation_data.take(1))) if cfg.observe.time_gradients else None,
+            loss_function=task.loss(),
+        ),
+        *budget, *schedule,
     ]
     write_hyperparameters(run_dir, cfg, trial_id=str(run_dir))
 

@@ -68,3 +68,20 @@ def event_tags(directory):
             for value in event.summary.value:
                 counts[value.tag] += 1
     return counts
+
+
+def event_values(directory, tag):
+    """[(step, value)] of one summary tag in the event files directly in `directory`: a float
+    for a scalar, a string for a text entry."""
+    import tensorflow as tf
+
+    values = []
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag == tag:
+                    array = tf.make_ndarray(value.tensor)
+                    item = array.item() if array.ndim == 0 else array
+                    values.append((event.step, item.decode() if isinstance(item, bytes) else item))
+    return sorted(values, key=lambda pair: pair[0])

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from taskzoo.blocks.attention import ATTENTION_LAYERS
+from taskzoo.observe import time_gradients
 
 CELLS = {
     "rnn": keras.layers.SimpleRNNCell,
@@ -233,8 +234,11 @@ class RecurrentDecoder(keras.layers.Layer):
         """What every step reuses: the attention's projection of the memory (None without it)."""
         return None if self.attention is None else self.attention.project_memory(memory)
 
-    def advance(self, embedded, states, memory, projected_memory, memory_mask):
+    def advance(self, embedded, states, memory, projected_memory, memory_mask, perturbations=None):
         """One decoder step from an embedded token.
+
+        `perturbations`, one (batch, units) tensor per layer, are added to the layers' new hidden
+        states; the time-gradient probe uses them (see `taskzoo.observe.time_gradients`).
 
         Returns (features (batch, units [+ memory features]), new states, attention weights
         (batch, positions), or None without attention).
@@ -243,14 +247,20 @@ class RecurrentDecoder(keras.layers.Layer):
         inputs = embedded
         if self.attention is not None:
             # The query is the top layer's hidden state from the previous step.
-            context, weights = self.attention(states[-1][0], memory, projected_memory, memory_mask)
+            context, weights = self.attention(
+                states[-1][0], memory, projected_memory=projected_memory, memory_mask=memory_mask
+            )
             inputs = ops.concatenate([embedded, context], axis=-1)
         new_states = []
-        for cell, layer_states in zip(self.cells, states):
+        for index, (cell, layer_states) in enumerate(zip(self.cells, states)):
             inputs, layer_new_states = cell(inputs, list(layer_states))
-            if not isinstance(layer_new_states, (list, tuple)):
-                layer_new_states = [layer_new_states]
-            new_states.append(list(layer_new_states))
+            layer_new_states = (
+                list(layer_new_states) if isinstance(layer_new_states, (list, tuple)) else [layer_new_states]
+            )
+            if perturbations is not None:
+                # The output of every Keras cell is its hidden state h, the first state.
+                inputs = layer_new_states[0] = layer_new_states[0] + perturbations[index]
+            new_states.append(layer_new_states)
         features = inputs if self.attention is None else ops.concatenate([inputs, context], axis=-1)
         return features, new_states, weights
 
@@ -290,18 +300,28 @@ class RecurrentDecoder(keras.layers.Layer):
             use_own = ops.concatenate([ops.zeros((1, batch), "bool"), use_own[1:]], axis=0)
             sequence = (embedded, use_own)
             carry = (*carry, ops.zeros_like(embedded[0]))
+        elif time_gradients.active_probe() is not None:
+            # Zero perturbations of every layer's hidden state, for the time-gradient probe.
+            steps = ops.shape(embedded)[0]
+            sequence = (embedded, [
+                time_gradients.active_probe().perturbation(f"{self.name}/{cell.name}", steps, batch, self.units)
+                for cell in self.cells
+            ])
         else:
             sequence = embedded
 
         def body(carry, step_inputs):
             states, _, previous_weights = carry[:3]
+            perturbations = None
             if sampling:
                 teacher_embedded, own = step_inputs
                 step_embedded = ops.where(own[:, None], carry[3], teacher_embedded)
+            elif isinstance(step_inputs, tuple):
+                step_embedded, perturbations = step_inputs
             else:
                 step_embedded = step_inputs
             features, states, weights = self.advance(
-                step_embedded, states, memory, projected_memory, memory_mask
+                step_embedded, states, memory, projected_memory, memory_mask, perturbations
             )
             if weights is None:
                 weights = previous_weights

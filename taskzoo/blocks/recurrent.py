@@ -8,6 +8,9 @@ as their initial states.
 """
 
 import keras
+from keras import ops
+
+from taskzoo.observe import time_gradients
 
 CELL_LAYERS = {
     "rnn": keras.layers.SimpleRNN,
@@ -138,13 +141,43 @@ class RecurrentStack(keras.layers.Layer):
         final_states = []
         for index, layer in enumerate(self.recurrent_layers):
             layer_initial_state = None if initial_state is None else list(initial_state[index])
-            results = layer(outputs, mask=mask, initial_state=layer_initial_state, training=training)
-            # (batch, time, features) or (batch, features), followed by the state tensors.
-            outputs, states = results[0], list(results[1:])
+            if time_gradients.active_probe() is not None:
+                outputs, states = self._probed_layer(layer, outputs, mask, layer_initial_state)
+            else:
+                results = layer(outputs, mask=mask, initial_state=layer_initial_state, training=training)
+                # (batch, time, features) or (batch, features), followed by the state tensors.
+                outputs, states = results[0], list(results[1:])
             final_states.append(states)
         if self.return_state:
             return outputs, final_states
         return outputs
+
+    def _probed_layer(self, layer, inputs, mask, initial_state):
+        """The layer's inference computation, cell by cell, with the time-gradient probe's
+        perturbations on its hidden states (see `taskzoo.observe.time_gradients`). A stateful
+        stack starts from zero states here and leaves its carried states alone."""
+        is_last = layer is self.recurrent_layers[-1]
+        return_sequences = self.return_sequences or not is_last
+        directions = (
+            [(layer.forward_layer, "forward"), (layer.backward_layer, "backward")]
+            if isinstance(layer, keras.layers.Bidirectional) else [(layer, None)]
+        )
+        outputs, states = [], []
+        for direction, (rnn, suffix) in enumerate(directions):
+            direction_state = None
+            if initial_state is not None:
+                half = len(initial_state) // len(directions)
+                direction_state = initial_state[direction * half:(direction + 1) * half]
+            sequence, final = time_gradients.run_cell(
+                rnn.cell, inputs, mask, direction_state, go_backwards=rnn.go_backwards,
+                name=f"{self.name}/{layer.name}" + (f"/{suffix}" if suffix else ""),
+            )
+            if rnn.go_backwards:
+                # Keras' Bidirectional puts the backward outputs back in input order.
+                sequence = ops.flip(sequence, 1)
+            outputs.append(sequence if return_sequences else final[0])
+            states.extend(final)
+        return (outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=-1)), states
 
     def reset_state(self):
         """Zeroes the carried states of a stateful stack."""

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from taskzoo.observe.alarms import JumpDetector, report_alarm
+
 
 def layer_name_of(variable):
     """The layer a variable belongs to, from its path: `recurrent_stack/gru_0/gru_cell/kernel`
@@ -91,12 +93,18 @@ class GradientNormLogger(keras.callbacks.Callback):
     With clipping by global norm, it also adds `clipped_fraction` to every epoch's logs: the
     fraction of the epoch's steps whose gradient was clipped (TensorBoard's
     `epoch_clipped_fraction`, when this callback comes before Keras' TensorBoard callback).
+
+    With `explode_factor`, every step's global norm is compared with its mean over the previous
+    `explode_window` steps; a jump by more than the factor gives a warning and a TensorBoard text
+    entry (`alarms`).
     """
 
-    def __init__(self, log_dir, every_n_steps):
+    def __init__(self, log_dir, every_n_steps, explode_factor=None, explode_window=20):
         super().__init__()
         self.log_dir = str(log_dir)
         self.every_n_steps = every_n_steps
+        self.explode_factor = explode_factor
+        self.jumps = JumpDetector(explode_factor, explode_window) if explode_factor else None
         self.writer = None
 
     def on_train_begin(self, logs=None):
@@ -104,6 +112,7 @@ class GradientNormLogger(keras.callbacks.Callback):
         self.step = int(self.model.optimizer.iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
         self.epoch_start = (self.step, float(self.model.clipped_steps.numpy()))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -113,6 +122,8 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
+        if self.jumps is not None:
+            self.check_jump(batch)
         if self.step % self.every_n_steps:
             return
         layer_norms = self.model.layer_gradient_norms.numpy()
@@ -122,6 +133,20 @@ class GradientNormLogger(keras.callbacks.Callback):
             for name, norm in zip(self.model.layer_names, layer_norms):
                 tf.summary.scalar(f"gradient_norm/{name}", float(norm))
             tf.summary.scalar("learning_rate", float(self.model.optimizer.learning_rate.numpy()))
+
+    def check_jump(self, batch):
+        norm = float(self.model.global_gradient_norm.numpy())
+        mean = self.jumps.update(norm)
+        if mean is None:
+            return
+        with self.writer.as_default():
+            report_alarm(
+                f"Exploding gradient at step {self.step} (epoch {self.epoch + 1}, batch {batch + 1}): "
+                f"the global gradient norm jumped to {norm:.4g}, {norm / mean:.1f} times its mean "
+                f"{mean:.4g} over the previous {self.jumps.window} steps "
+                f"(observe.explode_factor={self.explode_factor:g}).",
+                self.step,
+            )
 
     def on_train_end(self, logs=None):
         if self.writer is not None:

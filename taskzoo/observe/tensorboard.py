@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from tensorboard.plugins.hparams import api as hparams_api
 
 from taskzoo.observe.gradients import GradientNormLogger
+from taskzoo.observe.time_gradients import TimeGradientLogger
 
 
 def flat_hyperparameters(cfg):
@@ -57,14 +58,24 @@ class TensorBoard(keras.callbacks.TensorBoard):
             super().on_test_end(logs)
 
 
-def tensorboard_callbacks(log_dir, every_n_steps):
+def tensorboard_callbacks(log_dir, every_n_steps, observe=None, probe_batch=None, loss_function=None):
     """Keras' TensorBoard callback (loss and metrics per step and per epoch, learning rate per
-    epoch, in `train/` and `validation/`) and the gradient-norm logger (in `train/`)."""
+    epoch, in `train/` and `validation/`), the gradient-norm logger with its exploding-gradient
+    alarm (in `train/`), and, with `observe.time_gradients`, the gradient flow through time
+    measured on `probe_batch`."""
+    explode = {} if observe is None else {
+        "explode_factor": observe.explode_factor, "explode_window": observe.explode_window
+    }
     # The logger first: the clipped fraction it adds to the epoch's logs reaches TensorBoard.
-    return [
-        GradientNormLogger(log_dir / "train", every_n_steps),
+    callbacks = [
+        GradientNormLogger(log_dir / "train", every_n_steps, **explode),
         TensorBoard(log_dir=str(log_dir), update_freq=every_n_steps),
     ]
+    if observe is not None and observe.time_gradients:
+        callbacks.append(TimeGradientLogger(
+            log_dir, probe_batch, loss_function, observe.every_n_steps, observe.vanish_ratio
+        ))
+    return callbacks
 
 
 def write_hyperparameters(log_dir, cfg, trial_id):

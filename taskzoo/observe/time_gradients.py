@@ -1,0 +1,290 @@
+"""Gradient flow through time: the norm of ‖∂L/∂h_t‖ at every time step of every recurrent layer.
+
+The gradient of the loss with respect to the hidden state h_t counts every path from h_t to the
+loss: through the layers above it and through all the later steps of its own recurrence. It is
+measured the standard way: a zero tensor ε_t is added to h_t after every step, and ∂L/∂ε_t is then
+exactly ∂L/∂h_t. A vanilla RNN's gradient shrinks as it travels back in time; an LSTM's does not.
+
+The recurrent blocks (`RecurrentStack`, `RecurrentDecoder`) take the perturbed path only while a
+probe is active, which happens only when `time_gradient_norms` traces its own function: the
+training step and the saved models never see it.
+"""
+
+import contextlib
+import io
+import logging
+import math
+import os
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from taskzoo.observe.alarms import report_alarm
+
+logger = logging.getLogger(__name__)
+
+_active_probe = None
+
+
+class TimeGradientProbe:
+    """Collects the zero perturbations that the recurrent blocks add to their hidden states."""
+
+    def __init__(self, tape):
+        self.tape = tape
+        # name -> (perturbation (time, batch, units), mask (time, batch) or None), in the order
+        # the layer reads its steps.
+        self.perturbations = {}
+
+    def perturbation(self, name, steps, batch, units, mask=None, dtype="float32"):
+        """A watched zero tensor (steps, batch, units) for the layer called `name`."""
+        unique, count = name, 1
+        while unique in self.perturbations:
+            count += 1
+            unique = f"{name}_{count}"
+        tensor = tf.zeros(ops.stack([steps, batch, units]), dtype=dtype)
+        self.tape.watch(tensor)
+        self.perturbations[unique] = (tensor, mask)
+        return tensor
+
+
+@contextlib.contextmanager
+def probing(tape):
+    """Makes the recurrent blocks add watched perturbations to their hidden states."""
+    global _active_probe
+    previous, _active_probe = _active_probe, TimeGradientProbe(tape)
+    try:
+        yield _active_probe
+    finally:
+        _active_probe = previous
+
+
+def active_probe():
+    """The probe of the enclosing `probing` block, or None."""
+    return _active_probe
+
+
+def run_cell(cell, inputs, mask=None, initial_state=None, go_backwards=False, name="rnn"):
+    """Runs a Keras recurrent cell over (batch, time, features) as Keras' RNN layer does in
+    inference, adding the probe's perturbation to the hidden state after every step.
+
+    Returns (outputs in reading order (batch, time, units), final states). Masked steps keep the
+    previous states and output zeros, as Keras' layer does.
+    """
+    sequence = ops.transpose(inputs, (1, 0, 2))
+    steps, batch = ops.shape(sequence)[0], ops.shape(sequence)[1]
+    step_mask = ops.ones((steps, batch), "bool") if mask is None else ops.transpose(ops.cast(mask, "bool"))
+    if go_backwards:
+        sequence, step_mask = ops.flip(sequence, 0), ops.flip(step_mask, 0)
+    units = cell.units
+    perturbation = _active_probe.perturbation(name, steps, batch, units, step_mask)
+    states = list(initial_state) if initial_state is not None else [
+        ops.zeros((batch, units)) for _ in range(len(tf.nest.flatten(cell.state_size)))
+    ]
+
+    def body(carry, step):
+        previous_states, _ = carry
+        step_inputs, real, epsilon = step
+        _, new_states = cell(step_inputs, list(previous_states), training=False)
+        new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
+        # The output of all three Keras cells is their hidden state h, the first state.
+        new_states[0] = new_states[0] + epsilon
+        real = real[:, None]
+        new_states = [ops.where(real, new, old) for new, old in zip(new_states, previous_states)]
+        return new_states, ops.where(real, new_states[0], ops.zeros_like(new_states[0]))
+
+    all_states, outputs = tf.scan(
+        body, (sequence, step_mask, perturbation), initializer=(states, ops.zeros((batch, units)))
+    )
+    return ops.transpose(outputs, (1, 0, 2)), [state[-1] for state in all_states]
+
+
+def time_gradient_function(network, loss_function):
+    """A compiled function (inputs, targets, sample weights) -> {layer: (norms, real)}.
+
+    `norms[t]` is ‖∂L/∂h_t‖ over the whole batch at step t in the layer's reading order, and
+    `real[t]` says whether any example of the batch has a real (unpadded) step there. The network
+    runs in inference mode (no dropout).
+    """
+
+    @tf.function(reduce_retracing=True)
+    def compute(inputs, targets, sample_weight):
+        with tf.GradientTape() as tape:
+            with probing(tape) as probe:
+                predictions = network(inputs, training=False)
+            loss = loss_function(targets, predictions, sample_weight=sample_weight)
+        names = list(probe.perturbations)
+        gradients = tape.gradient(
+            loss, [probe.perturbations[name][0] for name in names],
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        results = {}
+        for name, gradient in zip(names, gradients):
+            mask = probe.perturbations[name][1]
+            real = ops.any(mask, axis=1) if mask is not None else ops.ones(ops.shape(gradient)[:1], "bool")
+            results[name] = (ops.sqrt(ops.sum(ops.square(gradient), axis=(1, 2))), real)
+        return results
+
+    return compute
+
+
+def time_gradient_norms(network, loss_function, inputs, targets, sample_weight=None):
+    """{layer name: (norms, real)} as numpy arrays, for one batch; see `time_gradient_function`."""
+    results = time_gradient_function(network, loss_function)(inputs, targets, sample_weight)
+    return {name: (norms.numpy(), real.numpy()) for name, (norms, real) in results.items()}
+
+
+def summary_points(norms, real):
+    """The norms at the first, middle and last real steps, and the ratio first/last."""
+    indices = np.flatnonzero(real)
+    if len(indices) == 0:
+        return None
+    first, middle, last = (float(norms[i]) for i in (indices[0], indices[len(indices) // 2], indices[-1]))
+    return {
+        "first": first,
+        "middle": middle,
+        "last": last,
+        "first_over_last": first / last if last > 0 else math.inf,
+    }
+
+
+def render_heatmap(history, steps, real, title):
+    """A PNG (as a uint8 array) of log10 norms: time step down, training step across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with np.errstate(divide="ignore"):
+        image = np.log10(np.stack(history, axis=1))
+    image[~real] = np.nan
+    image[np.isneginf(image)] = np.nanmin(image[np.isfinite(image)]) if np.isfinite(image).any() else 0.0
+    figure, axis = plt.subplots(figsize=(6.0, 3.6), dpi=100)
+    extent = (steps[0] - 0.5, steps[-1] + 0.5, image.shape[0] + 0.5, 0.5) if len(steps) > 1 else None
+    shown = axis.imshow(image, aspect="auto", cmap="viridis", interpolation="nearest", extent=extent)
+    axis.set_xlabel("training step")
+    axis.set_ylabel("time step t (reading order)")
+    axis.set_title(title, fontsize=9)
+    figure.colorbar(shown, ax=axis, label="log10 ‖∂L/∂h_t‖")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return tf.image.decode_png(buffer.getvalue(), channels=3).numpy()
+
+
+class TimeGradientLogger(keras.callbacks.Callback):
+    """Every `every_n_steps` training steps, measures ‖∂L/∂h_t‖ of every recurrent layer on one
+    fixed validation batch and writes it to TensorBoard under `time_gradients/`:
+
+    - `time_gradients/<layer>`: an image, time step down and training step across, colour the
+      log10 norm;
+    - `time_gradients/<layer>/first|middle|last|first_over_last`: scalars at the first, middle and
+      last real steps, and the ratio first/last (small: the gradient vanishes on its way back).
+
+    The whole history also goes to `time_gradients.npz` in the run directory. When the ratio
+    first/last of a layer falls below `vanish_ratio`, a warning and a TensorBoard text entry
+    (`alarms`) say so, once until the ratio recovers.
+    """
+
+    def __init__(self, run_dir, batch, loss_function, every_n_steps, vanish_ratio=None):
+        super().__init__()
+        self.run_dir = pathlib.Path(run_dir)
+        self.inputs, self.targets, self.sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        self.loss_function = loss_function
+        self.every_n_steps = every_n_steps
+        self.vanish_ratio = vanish_ratio
+        self.writer = None
+
+    @property
+    def network(self):
+        return getattr(self.model, "network", self.model)
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(str(self.run_dir / "train"))
+        self.compute = time_gradient_function(self.network, self.loss_function)
+        self.step = int(self.model.optimizer.iterations.numpy())
+        self.steps, self.history, self.real, self.vanishing = [], {}, {}, set()
+        self._restore_history()
+        if not self.steps or self.steps[-1] < self.step:
+            self.record()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every_n_steps == 0:
+            self.record()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+
+    def record(self):
+        results = self.compute(self.inputs, self.targets, self.sample_weight)
+        if not results:
+            return
+        self.steps.append(self.step)
+        with self.writer.as_default(step=self.step), tf.summary.record_if(True):
+            for name, (norms, real) in results.items():
+                norms, real = norms.numpy(), real.numpy()
+                self.history.setdefault(name, []).append(norms)
+                self.real[name] = real
+                points = summary_points(norms, real)
+                if points is None:
+                    continue
+                for key, value in points.items():
+                    tf.summary.scalar(f"time_gradients/{name}/{key}", value)
+                image = render_heatmap(
+                    self.history[name], self.steps, real, f"{name}: gradient of the loss with respect to h_t"
+                )
+                tf.summary.image(f"time_gradients/{name}", image[None], max_outputs=1)
+                self._check_vanishing(name, points["first_over_last"])
+        self._save_history()
+
+    def _check_vanishing(self, name, ratio):
+        if self.vanish_ratio is None:
+            return
+        if ratio < self.vanish_ratio and name not in self.vanishing:
+            self.vanishing.add(name)
+            report_alarm(
+                f"Vanishing gradient in {name} at step {self.step}: ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖ = "
+                f"{ratio:.2e}, below observe.vanish_ratio={self.vanish_ratio:g}.",
+                self.step,
+            )
+        elif ratio >= self.vanish_ratio:
+            self.vanishing.discard(name)
+
+    def _save_history(self):
+        path = self.run_dir / "time_gradients.npz"
+        temporary = path.with_name(".time_gradients.tmp.npz")
+        arrays = {"steps": np.array(self.steps)}
+        for index, name in enumerate(self.history):
+            arrays[f"norms_{index}"] = np.stack(self.history[name])
+            arrays[f"real_{index}"] = self.real[name]
+        np.savez(temporary, names=np.array(list(self.history)), **arrays)
+        os.replace(temporary, path)
+
+    def _restore_history(self):
+        """A resumed run keeps the columns recorded up to its backup."""
+        path = self.run_dir / "time_gradients.npz"
+        if not path.exists() or self.step == 0:
+            return
+        saved = load_time_gradients(path)
+        keep = saved["steps"] <= self.step
+        self.steps = [int(step) for step in saved["steps"][keep]]
+        for name, (norms, real) in saved["layers"].items():
+            self.history[name] = list(norms[keep])
+            self.real[name] = real
+
+
+def load_time_gradients(path):
+    """Reads a run's `time_gradients.npz`: {"steps": (n,), "layers": {name: (norms (n, T), real (T,))}}."""
+    with np.load(path) as saved:
+        names = [str(name) for name in saved["names"]]
+        return {
+            "steps": saved["steps"],
+            "layers": {
+                name: (saved[f"norms_{index}"], saved[f"real_{index}"]) for index, name in enumerate(names)
+            },
+        }

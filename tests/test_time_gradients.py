@@ -1,0 +1,217 @@
+"""Gradient flow through time and the gradient alarms."""
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from taskzoo.blocks.decoder import RecurrentDecoder
+from taskzoo.blocks.recurrent import RecurrentStack
+from taskzoo.observe.alarms import JumpDetector
+from taskzoo.observe.gradients import GradientNormLogger, GradientNormModel
+from taskzoo.observe.time_gradients import (
+    TimeGradientLogger,
+    load_time_gradients,
+    probing,
+    summary_points,
+    time_gradient_norms,
+)
+from conftest import TINY, compose_config, event_tags, event_values
+from test_captioning import TINY_CAPTIONING
+from test_translation import TINY_TRANSLATION
+from test_video import TINY_VIDEO
+
+from taskzoo import train
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def stack_network(cell, bidirectional=False, masking=False, num_layers=2):
+    inputs = keras.Input((None, 3))
+    sequence = keras.layers.Masking()(inputs) if masking else inputs
+    encoded = RecurrentStack(cell, 5, num_layers=num_layers, bidirectional=bidirectional, name="stack")(sequence)
+    return keras.Model(inputs, keras.layers.Dense(2, name="classifier")(encoded))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_norms_match_a_direct_gradient_tape_over_an_unrolled_stack(cell):
+    keras.utils.set_random_seed(0)
+    network = stack_network(cell)
+    stack = network.get_layer("stack")
+    inputs = np.random.default_rng(0).normal(size=(4, 6, 3)).astype("float32")
+    targets = np.array([0, 1, 1, 0])
+
+    # Direct: unroll each layer's cell by hand and ask the tape for the gradient of the loss with
+    # respect to every hidden state, which counts every path from h_t to the loss.
+    with tf.GradientTape(persistent=True) as tape:
+        sequence = [tf.constant(inputs[:, t]) for t in range(inputs.shape[1])]
+        hidden = []
+        for layer in stack.recurrent_layers:
+            states = [tf.zeros((4, 5)) for _ in tf.nest.flatten(layer.cell.state_size)]
+            layer_hidden = []
+            for step_inputs in sequence:
+                _, states = layer.cell(step_inputs, states)
+                states = list(states) if isinstance(states, (list, tuple)) else [states]
+                layer_hidden.append(states[0])
+            hidden.append(layer_hidden)
+            sequence = layer_hidden
+        loss = LOSS(targets, network.get_layer("classifier")(sequence[-1]))
+    expected = [[float(tf.norm(g)) for g in tape.gradient(loss, layer_hidden)] for layer_hidden in hidden]
+
+    measured = time_gradient_norms(network, LOSS, inputs, targets)
+    assert list(measured) == [f"stack/{cell}_0", f"stack/{cell}_1"]
+    for (norms, real), reference in zip(measured.values(), expected):
+        np.testing.assert_allclose(norms, reference, rtol=1e-4, atol=1e-8)
+        assert real.all()
+    # The top layer's last step reaches the loss directly; its first step only through time.
+    assert measured[f"stack/{cell}_1"][0][-1] > 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_probed_pass_computes_the_same_function_with_masks_and_both_directions(cell):
+    keras.utils.set_random_seed(1)
+    network = stack_network(cell, bidirectional=True, masking=True)
+    inputs = np.random.default_rng(1).normal(size=(3, 7, 3)).astype("float32")
+    inputs[0, 4:] = 0.0
+    inputs[1, 2:] = 0.0
+    with tf.GradientTape() as tape, probing(tape) as probe:
+        probed = network(inputs)
+    np.testing.assert_allclose(probed.numpy(), network(inputs).numpy(), atol=1e-6)
+    assert list(probe.perturbations) == [
+        f"stack/bidirectional_{cell}_0/forward", f"stack/bidirectional_{cell}_0/backward",
+        f"stack/bidirectional_{cell}_1/forward", f"stack/bidirectional_{cell}_1/backward",
+    ]
+
+
+def test_padded_steps_have_no_gradient_and_are_not_real():
+    keras.utils.set_random_seed(2)
+    network = stack_network("gru", masking=True, num_layers=1)
+    inputs = np.random.default_rng(2).normal(size=(2, 6, 3)).astype("float32")
+    inputs[:, 4:] = 0.0  # both examples end after four steps
+    (norms, real), = time_gradient_norms(network, LOSS, inputs, np.array([0, 1])).values()
+    assert real.tolist() == [True] * 4 + [False] * 2
+    assert (norms[4:] == 0).all() and (norms[:4] > 0).all()
+    points = summary_points(norms, real)
+    assert points["last"] == norms[3] and points["first_over_last"] == pytest.approx(norms[0] / norms[3])
+
+
+@pytest.mark.parametrize("attention", ["none", "additive"])
+def test_decoder_norms_match_a_direct_gradient_tape_over_its_steps(attention):
+    keras.utils.set_random_seed(3)
+    decoder = RecurrentDecoder(9, "lstm", units=4, num_layers=2, embedding_dim=3, attention=attention)
+    rng = np.random.default_rng(3)
+    memory = tf.constant(rng.normal(size=(2, 5, 6)).astype("float32"))
+    initial = [[tf.zeros((2, 4)), tf.zeros((2, 4))] for _ in range(2)]
+    target_input = np.array([[2, 4, 5, 6], [2, 7, 8, 0]])
+    targets = np.array([[4, 5, 6, 3], [7, 8, 3, 0]])
+    weights = (targets > 0).astype("float32")
+    decoder(target_input, memory, initial_state=initial)
+
+    with tf.GradientTape(persistent=True) as tape:
+        projected = decoder.prepare_memory(memory)
+        states, hidden, logits = initial, [[], []], []
+        for t in range(4):
+            features, states, _ = decoder.advance(
+                decoder.embedding(target_input[:, t]), states, memory, projected, None
+            )
+            for layer in range(2):
+                hidden[layer].append(states[layer][0])
+            logits.append(decoder.output_projection(features))
+        loss = LOSS(targets, tf.stack(logits, axis=1), sample_weight=weights)
+    expected = [[float(tf.norm(g)) for g in tape.gradient(loss, layer_hidden)] for layer_hidden in hidden]
+
+    class Wrapper(keras.Model):
+        def call(self, inputs):
+            return decoder(inputs, memory, initial_state=initial)
+
+    measured = time_gradient_norms(Wrapper(), LOSS, target_input, targets, weights)
+    assert list(measured) == [f"{decoder.name}/lstm_cell_0", f"{decoder.name}/lstm_cell_1"]
+    for (norms, _), reference in zip(measured.values(), expected):
+        np.testing.assert_allclose(norms, reference, rtol=1e-4, atol=1e-8)
+
+
+def test_the_logger_writes_images_scalars_history_and_the_vanishing_alarm(tmp_path, caplog):
+    keras.utils.set_random_seed(4)
+    network = stack_network("rnn", num_layers=1)
+    rng = np.random.default_rng(4)
+    inputs, targets = rng.normal(size=(32, 12, 3)).astype("float32"), rng.integers(0, 2, 32)
+    model = GradientNormModel(network)
+    model.compile(optimizer="adam", loss=LOSS)
+    # Any ratio is below this threshold, so the alarm must fire, once.
+    logger = TimeGradientLogger(tmp_path, (inputs[:8], targets[:8]), LOSS, every_n_steps=2, vanish_ratio=1e9)
+    with caplog.at_level(logging.WARNING):
+        model.fit(inputs, targets, batch_size=8, epochs=2, callbacks=[logger], verbose=0)
+
+    history = load_time_gradients(tmp_path / "time_gradients.npz")
+    assert history["steps"].tolist() == [0, 2, 4, 6, 8]
+    norms, real = history["layers"]["stack/rnn_0"]
+    assert norms.shape == (5, 12) and real.all()
+    assert event_tags(tmp_path / "train")["time_gradients/stack/rnn_0"] == 5
+    for point in ("first", "middle", "last", "first_over_last"):
+        steps = event_values(tmp_path / "train", f"time_gradients/stack/rnn_0/{point}")
+        assert [step for step, _ in steps] == [0, 2, 4, 6, 8]
+    ratios = dict(event_values(tmp_path / "train", "time_gradients/stack/rnn_0/first_over_last"))
+    np.testing.assert_allclose(ratios[8], norms[-1, 0] / norms[-1, -1], rtol=1e-5)
+    alarms = [record for record in caplog.records if "Vanishing gradient in stack/rnn_0" in record.getMessage()]
+    assert len(alarms) == 1
+    assert len(event_values(tmp_path / "train", "alarms")) == 1
+
+
+def test_the_jump_detector_fires_once_per_jump():
+    detector = JumpDetector(factor=10.0, window=3)
+    results = [detector.update(value) for value in [1.0, 2.0, 3.0, 50.0, 60.0, 55.0, 50.0, 5.0, 2000.0]]
+    # 50 jumps from the mean 2 of (1, 2, 3). The history starts afresh after it: 60, 55 and 50
+    # raise nothing, and 2000 jumps from the mean of (55, 50, 5).
+    assert results == [None, None, None, 2.0, None, None, None, None, pytest.approx(110.0 / 3)]
+
+
+def test_an_exploding_batch_raises_the_alarm_in_real_training(tmp_path, caplog):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((None, 3))
+    network = keras.Model(inputs, keras.layers.Dense(1)(RecurrentStack("rnn", 5, name="stack")(inputs)))
+    rng = np.random.default_rng(5)
+    sequences, targets = rng.normal(size=(80, 10, 3)).astype("float32"), rng.normal(size=(80, 1))
+    # The eighth of ten batches has outlier targets a thousand times too large: with a squared
+    # error, its gradient is about a thousand times larger than the others'.
+    targets[56:64] *= 1000.0
+    model = GradientNormModel(network)
+    model.compile(optimizer=keras.optimizers.SGD(1e-6), loss="mse")
+    logger = GradientNormLogger(tmp_path / "train", every_n_steps=100, explode_factor=10.0, explode_window=5)
+    with caplog.at_level(logging.WARNING):
+        model.fit(sequences, targets, batch_size=8, epochs=1, shuffle=False, callbacks=[logger], verbose=0)
+    alarms = [record.getMessage() for record in caplog.records if "Exploding gradient" in record.getMessage()]
+    assert len(alarms) == 1 and alarms[0].startswith("Exploding gradient at step 8 (epoch 1, batch 8)")
+    entries = event_values(tmp_path / "train", "alarms")
+    assert [step for step, _ in entries] == [8] and entries[0][1] == alarms[0]
+
+
+EVERY_TASK = {
+    "sentiment": (["task=sentiment", *TINY, "model.bidirectional=true"],
+                  ["recurrent_stack/bidirectional_gru_0/forward", "recurrent_stack/bidirectional_gru_0/backward"]),
+    "char_lm": (["task=char_lm", "trainer=smoke", "model=lstm", "model.units=8", "model.embedding_dim=8",
+                 "trainer.batch_size=2", "task.seq_length=8", "task.sample_length=5",
+                 "task.data.max_characters=20000"],
+                ["recurrent_stack/lstm_0"]),
+    "video": (TINY_VIDEO, ["recurrent_stack/gru_0"]),
+    "translation": (TINY_TRANSLATION, ["encoder/gru_0", "decoder/gru_cell_0"]),
+    "captioning": (TINY_CAPTIONING, ["decoder/gru_cell_0"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name", list(EVERY_TASK))
+def test_every_task_records_its_recurrent_layers_through_time(task_name, tmp_path):
+    overrides, expected_layers = EVERY_TASK[task_name]
+    cfg = compose_config(*overrides, "observe.time_gradients=true", "observe.every_n_steps=2")
+    results = train.run(cfg, run_dir=tmp_path)
+    history = load_time_gradients(tmp_path / "time_gradients.npz")
+    recorded = list(range(0, results["train_steps"] + 1, 2))
+    assert history["steps"].tolist() == recorded and len(recorded) >= 3
+    assert list(history["layers"]) == expected_layers
+    for norms, real in history["layers"].values():
+        assert np.isfinite(norms).all() and (norms[:, real] > 0).any()
+    tags = event_tags(tmp_path / "train")
+    assert tags[f"time_gradients/{expected_layers[0]}"] == len(recorded)
+    assert tags[f"time_gradients/{expected_layers[-1]}/first_over_last"] == len(recorded)
