@@ -26,7 +26,10 @@ def main(cfg):
 
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         with one_line_errors():
-            return train.run(cfg)
-    # In a sweep, a failing job is reported and the sweep goes on with the next job.
+            return train.objective(train.run(cfg))
+    # In a sweep, a failing job is reported and the sweep goes on with the next job; it returns
+    # NaN, which a hyperparameter search counts as a failed trial.
+    results = None
     with sweep_job_errors():
-        return train.run(cfg)
+        results = train.run(cfg)
+    return train.objective(results)

@@ -156,8 +156,8 @@ class ObserveConfig:
     every_n_steps: int = 50
     # Warn when the global gradient norm exceeds explode_factor times its mean over the previous
     # explode_window steps; null turns the alarm off.
-    explode_factor: Optional[float] = 10.0
-    explode_window: int = 20
+    explode_factor: Optional[float] = 20.0
+    explode_window: int = 50
     # Warn when a layer's ratio ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖ falls below this (measured only with
     # time_gradients=true); null turns the alarm off.
     vanish_ratio: Optional[float] = 1e-6
@@ -440,9 +440,28 @@ TASK_SCHEMAS = {
 }
 
 
+# Longest job directory name kept whole; file systems refuse names over 255 bytes.
+MAX_JOB_DIRECTORY_NAME = 200
+
+
+def job_directory_name(override_dirname, job_number):
+    """The directory name of a sweep's job: its overrides (`model=lstm,model.units=64`), or, when
+    they are too long for a file name, the job number, their beginning and a hash of them all."""
+    import hashlib
+
+    if len(override_dirname.encode()) <= MAX_JOB_DIRECTORY_NAME:
+        return override_dirname
+    digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
+    start = override_dirname.encode()[:MAX_JOB_DIRECTORY_NAME - 24].decode(errors="ignore")
+    return f"{job_number}_{start}_{digest}"
+
+
 def register_configs():
-    """Registers the schemas with Hydra's ConfigStore; called by the entry point before composing."""
+    """Registers the schemas with Hydra's ConfigStore, and the resolver that names sweep job
+    directories; called by the entry point before composing."""
     from hydra.core.config_store import ConfigStore
+
+    OmegaConf.register_new_resolver("job_directory_name", job_directory_name, replace=True)
 
     config_store = ConfigStore.instance()
     config_store.store(name="taskzoo_schema", node=TaskzooConfig)

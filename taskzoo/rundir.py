@@ -61,6 +61,7 @@ class RunDirectoryGuard(Callback):
         self._refuse_if_finished(config.hydra.sweep.dir, "hydra.sweep.dir")
 
     def on_multirun_end(self, config: DictConfig, **kwargs):
+        report_best_trial(pathlib.Path(config.hydra.sweep.dir))
         failed = sorted(pathlib.Path(config.hydra.sweep.dir).rglob(FAILED_MARKER))
         if failed:
             print(
@@ -69,6 +70,23 @@ class RunDirectoryGuard(Callback):
                 file=sys.stderr,
             )
             sys.exit(1)
+
+
+def report_best_trial(sweep_dir):
+    """After a hyperparameter search, prints the directory of its best trial."""
+    results_path = sweep_dir / "optimization_results.yaml"
+    if not results_path.exists():
+        return
+    from omegaconf import OmegaConf
+
+    from taskzoo.train import objective
+
+    best_value = OmegaConf.load(results_path).get("best_value")
+    for run in finished_runs_in(sweep_dir):
+        results = json.loads((run / FINISHED_MARKER).read_text())
+        if best_value is not None and objective(results) == best_value:
+            print(f"Best trial: {run} (objective {best_value}, see {results_path.name})")
+            return
 
 
 def report_failed_job(error):

@@ -1,6 +1,7 @@
 """`run(cfg)`: seed -> task -> data -> model -> compile -> fit -> evaluate -> save."""
 
 import logging
+import math
 import pathlib
 import shutil
 
@@ -11,6 +12,7 @@ from taskzoo.blocks.recurrent import fused_kernel_warning
 from taskzoo.config import validate_config
 from taskzoo.errors import TrainingError
 from taskzoo.observe.gradients import GradientNormModel
+from taskzoo.observe.time_gradients import longest_batch
 from taskzoo.observe.tensorboard import (
     tensorboard_callbacks,
     write_final_metrics,
@@ -42,6 +44,17 @@ def at_most_one_pass(dataset, steps):
     if batches > 0:
         return min(steps or batches, batches)
     return steps
+
+
+def objective(results):
+    """What a hyperparameter search optimises: the run's final value of the validation metric
+    that selects its best epoch (the task's `monitor`); NaN for a run that did not finish."""
+    from taskzoo.tasks import TASKS
+
+    if not results:
+        return math.nan
+    name = TASKS[results["task"]].monitor.removeprefix("val_")
+    return float(results["validation"].get(name, math.nan))
 
 
 def run(cfg, run_dir=None):
@@ -94,7 +107,7 @@ def run(cfg, run_dir=None):
         backup, non_finite, stopper, *task_callbacks, best_weights,
         *tensorboard_callbacks(
             run_dir, trainer.log_every_n_steps, cfg.observe,
-            probe_batch=next(iter(validation_data.take(1))) if cfg.observe.time_gradients else None,
+            probe_batch=longest_batch(validation_data) if cfg.observe.time_gradients else None,
             loss_function=task.loss(),
         ),
         *budget, *schedule,

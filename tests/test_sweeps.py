@@ -65,3 +65,58 @@ def test_an_experiment_recipe_runs_as_a_sweep(tmp_path):
         for path in sweep.rglob("metrics.json")
     )
     assert bidirectional == [False, True]
+
+
+@pytest.mark.slow
+def test_a_two_trial_optuna_search_maximises_the_validation_metric_and_reports_the_best(tmp_path):
+    sweep = tmp_path / "sweep"
+    completed = run_cli(
+        ["-m", "task=sentiment", "hparams_search=sentiment_optuna", "hydra.sweeper.n_trials=2", *TINY,
+         f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    trials = sorted(sweep.glob("trial_*"))
+    assert [trial.name for trial in trials] == ["trial_0", "trial_1"]
+    accuracies, sampled = [], []
+    for trial in trials:
+        metrics = json.loads((trial / "metrics.json").read_text())
+        accuracies.append(metrics["validation"]["accuracy"])
+        config = OmegaConf.load(trial / ".hydra" / "config.yaml")
+        sampled.append((config.model.units, config.model.num_layers, config.model.dropout,
+                        config.trainer.learning_rate, config.trainer.clipnorm))
+        # model.units is fixed on the command line (TINY), which takes it out of the search.
+        assert config.model.units == 8 and config.model.num_layers in (1, 2)
+        assert 0 <= config.model.dropout <= 0.5 and 3e-4 <= config.trainer.learning_rate <= 1e-2
+        assert 0.1 <= config.trainer.clipnorm <= 10
+    assert sampled[0] != sampled[1]
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(max(accuracies))
+    assert set(best.best_params) == {"model.num_layers", "model.dropout", "trainer.learning_rate", "trainer.clipnorm"}
+    assert f"Best value: {best.best_value}" in completed.stdout + completed.stderr
+    best_trial = trials[accuracies.index(max(accuracies))]
+    assert f"Best trial: {best_trial} (objective {best.best_value}" in completed.stdout
+
+    # The study lives in the SQLite file: the same search continues where it stopped.
+    again = run_cli(
+        ["-m", "task=sentiment", "hparams_search=sentiment_optuna", "hydra.sweeper.n_trials=1", *TINY,
+         f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", f"hydra.sweep.dir={tmp_path / 'more'}"],
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    import optuna
+
+    study = optuna.load_study(study_name="sentiment", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(study.trials) == 3
+
+
+def test_a_long_job_name_is_shortened_to_a_valid_unique_directory_name():
+    from taskzoo.config import job_directory_name
+
+    short = "model=lstm,model.units=64"
+    assert job_directory_name(short, 3) == short
+    long = ",".join(f"trainer.learning_rate={index}.123456789012345" for index in range(12))
+    other = long.replace("11.1", "11.2")
+    name = job_directory_name(long, 7)
+    assert len(name.encode()) <= 200 and name.startswith("7_trainer.learning_rate=0.1234")
+    assert name != job_directory_name(other, 7)

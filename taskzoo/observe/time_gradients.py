@@ -136,6 +136,16 @@ def time_gradient_norms(network, loss_function, inputs, targets, sample_weight=N
     return {name: (norms.numpy(), real.numpy()) for name, (norms, real) in results.items()}
 
 
+def longest_batch(dataset, candidates=20):
+    """The batch with the most time steps among the first `candidates` batches of `dataset`: the
+    longest sequences show best how far back the gradient reaches."""
+    def steps(batch):
+        shape = tf.nest.flatten(batch)[0].shape
+        return shape[1] if len(shape) > 1 else 0
+
+    return max(dataset.take(candidates), key=steps)
+
+
 def summary_points(norms, real):
     """The norms at the first, middle and last real steps, and the ratio first/last."""
     indices = np.flatnonzero(real)
@@ -177,7 +187,7 @@ def render_heatmap(history, steps, real, title):
 
 class TimeGradientLogger(keras.callbacks.Callback):
     """Every `every_n_steps` training steps, measures ‖∂L/∂h_t‖ of every recurrent layer on one
-    fixed validation batch and writes it to TensorBoard under `time_gradients/`:
+    fixed batch (the trainer passes the longest of the first validation batches) and writes it to TensorBoard under `time_gradients/`:
 
     - `time_gradients/<layer>`: an image, time step down and training step across, colour the
       log10 norm;
@@ -186,7 +196,7 @@ class TimeGradientLogger(keras.callbacks.Callback):
 
     The whole history also goes to `time_gradients.npz` in the run directory. When the ratio
     first/last of a layer falls below `vanish_ratio`, a warning and a TensorBoard text entry
-    (`alarms`) say so, once until the ratio recovers.
+    (`alarms`) say so, once until the ratio has recovered to 100 times the threshold.
     """
 
     def __init__(self, run_dir, batch, loss_function, every_n_steps, vanish_ratio=None):
@@ -252,7 +262,9 @@ class TimeGradientLogger(keras.callbacks.Callback):
                 f"{ratio:.2e}, below observe.vanish_ratio={self.vanish_ratio:g}.",
                 self.step,
             )
-        elif ratio >= self.vanish_ratio:
+        elif ratio >= 100 * self.vanish_ratio:
+            # Re-armed only once the ratio is well above the threshold, so that a ratio that
+            # wanders around it does not raise an alarm at every measurement.
             self.vanishing.discard(name)
 
     def _save_history(self):
