@@ -42,6 +42,19 @@ class OptimizerName(Choice):
     sgd = "sgd"
 
 
+class StrategyName(Choice):
+    auto = "auto"
+    one_device = "one_device"
+    mirrored = "mirrored"
+    multi_worker = "multi_worker"
+    tpu = "tpu"
+
+
+class ClusterSource(Choice):
+    env = "env"
+    slurm = "slurm"
+
+
 class Schedule(Choice):
     constant = "constant"
     cosine = "cosine"
@@ -144,6 +157,11 @@ class TrainerConfig:
     evaluation_steps: Optional[int] = None
     # Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: int = 1
+    # tf.distribute strategy: auto (one device, or mirrored over several GPUs), one_device,
+    # mirrored (the GPUs of this machine), multi_worker (several machines), tpu.
+    strategy: StrategyName = StrategyName.auto
+    # Where a multi_worker run reads its cluster: env (TF_CONFIG) or slurm (Slurm's variables).
+    cluster: ClusterSource = ClusterSource.env
 
 
 @dataclasses.dataclass

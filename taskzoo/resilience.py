@@ -41,6 +41,9 @@ class Backup(keras.callbacks.Callback):
             non-finite loss cut the epoch short) that epoch is not counted as completed.
         failed: a function; when it returns true (a non-finite loss) nothing more is backed up,
             so the last backup stays the last good state.
+        write_directory: where backups are written, if not `directory`. A worker of a
+            multi-worker run other than the chief restores the chief's backup but writes its own
+            to a temporary directory, the pattern TensorFlow documents for multi-worker training.
 
     The backup of an epoch is written when the next epoch begins or training ends, after every
     other callback has seen the epoch's end. Put this callback first in the list: it restores
@@ -48,9 +51,10 @@ class Backup(keras.callbacks.Callback):
     """
 
     def __init__(self, directory, every_n_steps=None, resumables=(), best_weights=None,
-                 should_skip=None, failed=None):
+                 should_skip=None, failed=None, write_directory=None):
         super().__init__()
         self.directory = pathlib.Path(directory)
+        self.write_directory = pathlib.Path(write_directory or directory)
         self.every_n_steps = every_n_steps
         self.resumables = list(resumables)
         self.best_weights = best_weights
@@ -61,8 +65,8 @@ class Backup(keras.callbacks.Callback):
 
     # Restoring.
 
-    def read_state(self):
-        path = self.directory / STATE_FILE
+    def read_state(self, directory=None):
+        path = (directory or self.directory) / STATE_FILE
         return json.loads(path.read_text()) if path.is_file() else None
 
     def on_train_begin(self, logs=None):
@@ -126,11 +130,12 @@ class Backup(keras.callbacks.Callback):
     def save(self):
         self.steps_since_backup = 0
         self.saved_epochs = self.completed_epochs
-        self.directory.mkdir(parents=True, exist_ok=True)
-        previous = self.read_state()
+        directory = self.write_directory
+        directory.mkdir(parents=True, exist_ok=True)
+        previous = self.read_state(directory)
         self.generation += 1
         weights = f"weights-{self.generation}.weights.h5"
-        self.model.save_weights(self.directory / weights)
+        self.model.save_weights(directory / weights)
         state = {
             "epoch": self.completed_epochs,
             "weights": weights,
@@ -142,9 +147,9 @@ class Backup(keras.callbacks.Callback):
         early_stopping = self.best_weights
         if early_stopping is not None and early_stopping.best_weights is not None:
             best_file = f"best-{self.generation}.npz"
-            temporary = self.directory / f".{best_file}.tmp.npz"
+            temporary = directory / f".{best_file}.tmp.npz"
             np.savez(temporary, *early_stopping.best_weights)
-            os.replace(temporary, self.directory / best_file)
+            os.replace(temporary, directory / best_file)
             state["best"] = {
                 "weights": best_file,
                 "value": float(early_stopping.best),
@@ -152,11 +157,11 @@ class Backup(keras.callbacks.Callback):
                 "wait": int(early_stopping.wait),
             }
         # The switch to the new backup: one atomic rename.
-        write_json_atomic(self.directory / STATE_FILE, state)
+        write_json_atomic(directory / STATE_FILE, state)
         if previous is not None:
             for name in (previous["weights"], (previous.get("best") or {}).get("weights")):
                 if name:
-                    (self.directory / name).unlink(missing_ok=True)
+                    (directory / name).unlink(missing_ok=True)
 
 
 class GracefulStop(keras.callbacks.Callback):

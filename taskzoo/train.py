@@ -1,15 +1,18 @@
 """`run(cfg)`: seed -> task -> data -> model -> compile -> fit -> evaluate -> save."""
 
+import contextlib
 import logging
 import math
 import pathlib
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
 
 from taskzoo.blocks.recurrent import fused_kernel_warning
 from taskzoo.config import validate_config
+from taskzoo.distribute import DistributedLoop, build_strategy, is_chief, is_multi_worker, worker_description
 from taskzoo.errors import TrainingError
 from taskzoo.observe.gradients import GradientNormModel
 from taskzoo.observe.time_gradients import longest_batch
@@ -68,6 +71,24 @@ def run(cfg, run_dir=None):
     run_dir = pathlib.Path(run_dir) if run_dir is not None else hydra_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = cfg.trainer
+    # First: a multi-worker strategy must exist before TensorFlow runs anything else.
+    strategy = build_strategy(trainer)
+    chief = is_chief(strategy)
+    # Only the chief writes into the run directory; other workers write what the callbacks
+    # produce to a temporary directory, deleted at the end.
+    output_dir = run_dir if chief else pathlib.Path(tempfile.mkdtemp(prefix="taskzoo-worker-"))
+    if strategy is not None:
+        logger.info("Strategy: %s, %d replica(s); this process is %s.", type(strategy).__name__,
+                    strategy.num_replicas_in_sync, worker_description(strategy))
+    try:
+        return _run(cfg, run_dir, output_dir, strategy, chief)
+    finally:
+        if not chief:
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def _run(cfg, run_dir, output_dir, strategy, chief):
+    trainer = cfg.trainer
     keras.backend.clear_session()
     keras.utils.set_random_seed(trainer.seed)
     if trainer.deterministic:
@@ -79,15 +100,18 @@ def run(cfg, run_dir=None):
     task = build_task(cfg)
     train_data, validation_data, test_data = task.datasets()
     logger.info("Data: %s", task.description())
-    network = task.build_model()
-    model = GradientNormModel(network)
-    model.compile(
-        optimizer=build_optimizer(trainer),
-        loss=task.loss(),
-        metrics=task.metrics(),
-        weighted_metrics=task.weighted_metrics(),
-        jit_compile=trainer.jit_compile,
-    )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        network = task.build_model()
+        model = GradientNormModel(network)
+        model.compile(
+            optimizer=build_optimizer(trainer),
+            loss=task.loss(),
+            metrics=task.metrics(),
+            weighted_metrics=task.weighted_metrics(),
+            jit_compile=trainer.jit_compile,
+        )
+    # Keras' fit drives training, except under MultiWorkerMirroredStrategy (see distribute.py).
+    loop = DistributedLoop(model, strategy) if is_multi_worker(strategy) else None
 
     steps_per_epoch = at_most_one_pass(train_data, trainer.steps_per_epoch or task.steps_per_epoch)
     budget = [TimeBudget(trainer.max_minutes)] if trainer.max_minutes else []
@@ -97,35 +121,37 @@ def run(cfg, run_dir=None):
     backup = Backup(
         run_dir / "backup",
         trainer.backup_every_n_steps,
+        write_directory=output_dir / "backup",
         resumables=[*budget, *schedule],
         best_weights=best_weights,
         should_skip=lambda: stopper.received is not None or non_finite.failure is not None,
         failed=lambda: non_finite.failure is not None,
     )
-    task_callbacks = task.callbacks(run_dir)
+    task_callbacks = task.callbacks(output_dir)
     callbacks = [
         backup, non_finite, stopper, *task_callbacks, best_weights,
         *tensorboard_callbacks(
-            run_dir, trainer.log_every_n_steps, cfg.observe,
+            output_dir, trainer.log_every_n_steps, cfg.observe,
             probe_batch=longest_batch(validation_data) if cfg.observe.time_gradients else None,
             loss_function=task.loss(),
         ),
         *budget, *schedule,
     ]
-    write_hyperparameters(run_dir, cfg, trial_id=str(run_dir))
+    write_hyperparameters(output_dir, cfg, trial_id=str(run_dir))
 
     stopper.install()
     try:
-        model.fit(
-            train_data,
+        fit_arguments = dict(
             validation_data=validation_data,
             epochs=trainer.epochs,
             steps_per_epoch=steps_per_epoch,
             validation_steps=at_most_one_pass(validation_data, trainer.evaluation_steps),
             callbacks=callbacks,
-            shuffle=False,
-            verbose=trainer.verbose,
         )
+        if loop is not None:
+            loop.fit(train_data, verbose=trainer.verbose if chief else 0, **fit_arguments)
+        else:
+            model.fit(train_data, shuffle=False, verbose=trainer.verbose, **fit_arguments)
     finally:
         stopper.uninstall()
     if backup.resumed_from_epoch is not None:
@@ -141,15 +167,17 @@ def run(cfg, run_dir=None):
     }
 
     def save_for_inference():
-        save_model_atomic(task.export_model(network), run_dir / "model.keras")
-        task.save_artifacts(run_dir)
+        if chief:
+            save_model_atomic(task.export_model(network), run_dir / "model.keras")
+            task.save_artifacts(run_dir)
+
+    def write_metrics(content):
+        if chief:
+            write_json_atomic(run_dir / "metrics.json", content)
 
     if non_finite.failure:
         # The weights are not finite any more; the last backup is the last good state.
-        write_json_atomic(
-            run_dir / "metrics.json",
-            {**identity, **summary, "stop_reason": "non_finite_loss", "error": non_finite.failure},
-        )
+        write_metrics({**identity, **summary, "stop_reason": "non_finite_loss", "error": non_finite.failure})
         kept = (
             f"the last good state is in {backup.directory}" if backup.read_state() is not None
             else "no backup had been taken before it"
@@ -158,9 +186,8 @@ def run(cfg, run_dir=None):
     if stopper.received:
         # Saved without testing, to be quick: a cluster gives little time after SIGTERM.
         save_for_inference()
-        write_json_atomic(
-            run_dir / "metrics.json",
-            {**identity, **summary, "stop_reason": "interrupted", "interrupted": True, "signal": stopper.received},
+        write_metrics(
+            {**identity, **summary, "stop_reason": "interrupted", "interrupted": True, "signal": stopper.received}
         )
         raise TrainingError(
             f"Stopped by {stopper.received} after {summary['train_steps']} steps; the same command "
@@ -169,13 +196,10 @@ def run(cfg, run_dir=None):
         )
 
     def evaluate(dataset):
-        return model.evaluate(
-            dataset,
-            steps=at_most_one_pass(dataset, trainer.evaluation_steps),
-            callbacks=task_callbacks,
-            return_dict=True,
-            verbose=0,
-        )
+        steps = at_most_one_pass(dataset, trainer.evaluation_steps)
+        if loop is not None:
+            return loop.evaluate(dataset, steps=steps, callbacks=task_callbacks)
+        return model.evaluate(dataset, steps=steps, callbacks=task_callbacks, return_dict=True, verbose=0)
 
     results = {
         **identity,
@@ -189,9 +213,12 @@ def run(cfg, run_dir=None):
         ),
     }
     save_for_inference()
+    if not chief:
+        print(f"Worker done ({worker_description(strategy)}); the chief writes the outputs.")
+        return results
     write_final_metrics(run_dir, results, step=results["train_steps"])
     # metrics.json is written last: its presence marks a finished run; the backup has done its job.
-    write_json_atomic(run_dir / "metrics.json", results)
+    write_metrics(results)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
 
     test = ", ".join(f"{name} {value:.4f}" for name, value in results["test"].items())
