@@ -148,15 +148,15 @@ class DistributedLoop:
             self._test_function = self._step_function(self.model.test_step)
         return self._test_function
 
-    def _agree_to_stop(self, stop):
-        """True on every worker when any worker wants to stop."""
+    def any_worker(self, flag):
+        """True on every worker when `flag` is true on any worker."""
         if self._vote_function is None:
             @tf.function
             def vote(stop):
                 return self.strategy.reduce("SUM", self.strategy.run(lambda: stop), axis=None)
 
             self._vote_function = vote
-        return float(self._vote_function(tf.constant(1.0 if stop else 0.0))) > 0
+        return float(self._vote_function(tf.constant(1.0 if flag else 0.0))) > 0
 
     @staticmethod
     def _logs(outputs):
@@ -178,6 +178,12 @@ class DistributedLoop:
 
     def fit(self, train_data, validation_data, epochs, steps_per_epoch=None, validation_steps=None,
             callbacks=(), verbose=0):
+        # Like Keras' fit, the whole of training (callbacks included) runs in the strategy's scope.
+        with self.strategy.scope():
+            return self._fit(train_data, validation_data, epochs, steps_per_epoch, validation_steps,
+                             callbacks, verbose)
+
+    def _fit(self, train_data, validation_data, epochs, steps_per_epoch, validation_steps, callbacks, verbose):
         model = self.model
         steps_per_epoch = self._steps(train_data, steps_per_epoch)
         callback_list = self._callback_list(
@@ -204,22 +210,24 @@ class DistributedLoop:
                 except (StopIteration, tf.errors.OutOfRangeError):
                     break
                 callback_list.on_train_batch_end(step, logs)
-                if self._agree_to_stop(model.stop_training):
+                if self.any_worker(model.stop_training):
                     model.stop_training = True
                     break
             epoch_logs = dict(logs)
             if validation_data is not None:
-                validation_logs = self.evaluate(
-                    validation_data, steps=validation_steps, callbacks=callback_list, during_fit=True
-                )
+                validation_logs = self._evaluate(validation_data, validation_steps, callback_list)
                 epoch_logs.update({f"val_{name}": value for name, value in validation_logs.items()})
             callback_list.on_epoch_end(epoch, epoch_logs)
-            if self._agree_to_stop(model.stop_training):
+            if self.any_worker(model.stop_training):
                 break
         callback_list.on_train_end(epoch_logs)
         return model.history
 
-    def evaluate(self, dataset, steps=None, callbacks=(), during_fit=False):
+    def evaluate(self, dataset, steps=None, callbacks=()):
+        with self.strategy.scope():
+            return self._evaluate(dataset, steps, callbacks)
+
+    def _evaluate(self, dataset, steps, callbacks):
         model = self.model
         steps = self._steps(dataset, steps)
         callback_list = self._callback_list(callbacks, steps=steps, verbose=0)

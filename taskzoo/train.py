@@ -154,6 +154,10 @@ def _run(cfg, run_dir, output_dir, strategy, chief):
             model.fit(train_data, shuffle=False, verbose=trainer.verbose, **fit_arguments)
     finally:
         stopper.uninstall()
+    if loop is not None and loop.any_worker(stopper.received is not None) and stopper.received is None:
+        # Another worker received the stop signal (Slurm sends it to every task); every worker
+        # must take the same path from here, or the collective operations would wait forever.
+        stopper.received = "SIGTERM"
     if backup.resumed_from_epoch is not None:
         logger.info("Resumed from the backup after epoch %d.", backup.resumed_from_epoch)
 

@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -49,23 +51,29 @@ def free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
-    run_dir = tmp_path / "run"
+def start_workers(tmp_path, run_dir, *overrides):
+    """Starts two local worker processes of one multi-worker run."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     processes = []
     for index in range(2):
         # Each worker's temporary files go to its own directory, to check what it leaves behind.
         temporary = tmp_path / f"tmp{index}"
-        temporary.mkdir()
+        temporary.mkdir(exist_ok=True)
         environment = dict(os.environ, TMPDIR=str(temporary),
                            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         environment.pop("HYDRA_FULL_ERROR", None)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "taskzoo", "task=sentiment", *TINY, "trainer.strategy=multi_worker",
-             "trainer.steps_per_epoch=6", f"hydra.run.dir={run_dir}"],
+             *overrides, f"hydra.run.dir={run_dir}"],
             cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))
+    return processes
+
+
+@pytest.mark.slow
+def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
+    run_dir = tmp_path / "run"
+    processes = start_workers(tmp_path, run_dir, "trainer.steps_per_epoch=6")
     outputs = [process.communicate(timeout=600) for process in processes]
     for process, (stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
@@ -106,3 +114,31 @@ def test_a_missing_tpu_is_one_clear_error(tmp_path):
                         cwd=tmp_path)
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines()[-1].startswith("Error: trainer.strategy=tpu: no TPU found (")
+
+
+@pytest.mark.slow
+def test_a_stop_signal_to_the_chief_stops_both_workers_and_the_same_command_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = ("trainer.epochs=3", "trainer.steps_per_epoch=60", "trainer.evaluation_steps=1")
+    processes = start_workers(tmp_path, run_dir, *overrides)
+    # The first epoch's backup exists once the second epoch has begun.
+    deadline = time.monotonic() + 300
+    while not (run_dir / "backup" / "state.json").exists():
+        assert time.monotonic() < deadline and processes[0].poll() is None, processes[0].communicate()[1][-3000:]
+        time.sleep(0.2)
+    processes[0].send_signal(signal.SIGTERM)
+    outputs = [process.communicate(timeout=300) for process in processes]
+    # Both workers stop at the same step, and exit as a SIGTERM demands.
+    assert [process.returncode for process in processes] == [143, 143], outputs[1][1][-3000:]
+    interrupted = json.loads((run_dir / "metrics.json").read_text())
+    assert interrupted["interrupted"] is True and 60 <= interrupted["train_steps"] < 180
+
+    processes = start_workers(tmp_path, run_dir, *overrides)
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs[0][1][-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 3 and "interrupted" not in metrics
+    # The interrupted epoch is replayed from its start, as a single-process run resumes; the
+    # steps taken before the signal count too.
+    completed, steps = interrupted["epochs_completed"], interrupted["train_steps"]
+    assert metrics["train_steps"] == steps + (3 - completed) * 60

@@ -120,3 +120,27 @@ def test_a_long_job_name_is_shortened_to_a_valid_unique_directory_name():
     name = job_directory_name(long, 7)
     assert len(name.encode()) <= 200 and name.startswith("7_trainer.learning_rate=0.1234")
     assert name != job_directory_name(other, 7)
+
+
+@pytest.mark.slow
+def test_a_sweep_through_the_submitit_launcher_runs_every_job(tmp_path):
+    # The local executor of the launcher that sends jobs to Slurm: the same pickling and job
+    # set-up, in processes on this machine.
+    sweep = tmp_path / "sweep"
+    completed = run_cli(
+        ["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "task=sentiment", *TINY,
+         "model=rnn,gru", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    cells = sorted(json.loads(path.read_text())["model"] for path in sweep.rglob("metrics.json"))
+    assert cells == ["gru", "rnn"]
+
+
+def test_the_slurm_launcher_config_sends_one_process_per_node():
+    with initialize_config_module("taskzoo.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=taskzoo_slurm", "hydra.launcher.nodes=2"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.timeout_min) == (2, 1, 240)
