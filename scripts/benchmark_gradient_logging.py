@@ -7,7 +7,9 @@ warmed up first, then timed over the same number of steps (the best of --repeats
 
 - plain Keras `fit`, no per-step logging (the reference);
 - the taskzoo training step (it computes the global and per-layer norms), nothing written;
-- the taskzoo training step with per-step scalars written every 10 steps (the default);
+- the taskzoo training step with per-step scalars written every 10 steps;
+- the same with the exploding-gradient alarm, which reads the global norm after every step (the
+  default);
 - the same written every step.
 """
 
@@ -62,18 +64,19 @@ def main():
 
     log_root = pathlib.Path(tempfile.mkdtemp(prefix="gradient_logging_"))
     setups = [
-        ("plain Keras fit", False, None),
-        ("taskzoo step, nothing written", True, None),
-        ("taskzoo step, written every 10 steps", True, 10),
-        ("taskzoo step, written every step", True, 1),
+        ("plain Keras fit", False, None, False),
+        ("taskzoo step, nothing written", True, None, False),
+        ("taskzoo step, written every 10 steps", True, 10, False),
+        ("taskzoo step, written every 10 steps, exploding-gradient alarm (default)", True, 10, True),
+        ("taskzoo step, written every step", True, 1, False),
     ]
     reference = None
     print(f"{arguments.model}, {arguments.steps} steps, best of {arguments.repeats}")
     print("| set-up | ms per step | overhead | event bytes per step |")
     print("|---|---|---|---|")
-    for name, wrap, every in setups:
-        log_dir = log_root / name.replace(" ", "_").replace(",", "")
-        callbacks = tensorboard_callbacks(log_dir, every) if every else []
+    for name, wrap, every, alarm in setups:
+        log_dir = log_root / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        callbacks = tensorboard_callbacks(log_dir, every, cfg.observe if alarm else None) if every else []
         seconds = time_fit(compiled(wrap), train_data, arguments.steps, callbacks, arguments.repeats)
         reference = reference or seconds
         total_steps = 20 + arguments.steps * arguments.repeats

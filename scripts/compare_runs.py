@@ -93,8 +93,15 @@ def table(runs):
 
 
 def format_value(value):
+    """A cell of the printed table: metrics with four decimals, and long numbers among the
+    overrides (a search's sampled values) with four significant digits; CSV keeps them whole."""
     if isinstance(value, float):
         return f"{value:.4f}"
+    if isinstance(value, str) and len(value) > 8:
+        try:
+            return f"{float(value):.4g}"
+        except ValueError:
+            pass
     return "" if value is None else str(value)
 
 

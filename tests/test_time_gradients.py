@@ -157,6 +157,8 @@ def test_the_logger_writes_images_scalars_history_and_the_vanishing_alarm(tmp_pa
     alarms = [record for record in caplog.records if "Vanishing gradient in stack/rnn_0" in record.getMessage()]
     assert len(alarms) == 1
     assert len(event_values(tmp_path / "train", "alarms")) == 1
+    assert any(record.getMessage() == "stack/rnn_0: ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖ was below "
+               "observe.vanish_ratio=1e+09 in 5 of 5 measurements." for record in caplog.records)
 
 
 def test_the_jump_detector_fires_once_per_jump():

@@ -38,16 +38,21 @@ class GradientNormModel(keras.Model):
         super().__init__(name=f"{network.name}_training", **kwargs)
         self.network = network
         self.layer_names, self._layer_groups = group_by_layer(network.trainable_variables)
+        # With several replicas (tf.distribute), the first replica's values: the norms of the
+        # gradient of its share of the batch, before the gradients are summed across replicas.
         self.global_gradient_norm = keras.Variable(
-            0.0, trainable=False, name="global_gradient_norm"
+            0.0, trainable=False, aggregation="only_first_replica", name="global_gradient_norm"
         )
         self.layer_gradient_norms = keras.Variable(
             np.zeros(len(self.layer_names), dtype="float32"),
             trainable=False,
+            aggregation="only_first_replica",
             name="layer_gradient_norms",
         )
         # Training steps whose global norm exceeded the optimizer's clipping threshold.
-        self.clipped_steps = keras.Variable(0.0, trainable=False, name="clipped_steps")
+        self.clipped_steps = keras.Variable(
+            0.0, trainable=False, aggregation="only_first_replica", name="clipped_steps"
+        )
         # Every variable exists now (the network is built): weights can be saved and restored
         # before the first training step.
         self.built = network.built

@@ -11,7 +11,6 @@ training step and the saved models never see it.
 """
 
 import contextlib
-import io
 import logging
 import math
 import os
@@ -160,43 +159,37 @@ def summary_points(norms, real):
     }
 
 
-def render_heatmap(history, steps, real, title):
-    """A PNG (as a uint8 array) of log10 norms: time step down, training step across."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def heatmap_image(history, real, height=320, width=480):
+    """The measurements as an RGB image (uint8): time step down, measurement across, colour the
+    log10 norm on the viridis scale, grey for padded steps. Drawn with numpy, so that it costs
+    far less than the measurement. Returns (image, lowest, highest log10 norm shown)."""
+    from matplotlib import colormaps
 
     with np.errstate(divide="ignore"):
-        image = np.log10(np.stack(history, axis=1))
-    image[~real] = np.nan
-    image[np.isneginf(image)] = np.nanmin(image[np.isfinite(image)]) if np.isfinite(image).any() else 0.0
-    figure, axis = plt.subplots(figsize=(6.0, 3.6), dpi=100)
-    extent = (steps[0] - 0.5, steps[-1] + 0.5, image.shape[0] + 0.5, 0.5) if len(steps) > 1 else None
-    shown = axis.imshow(image, aspect="auto", cmap="viridis", interpolation="nearest", extent=extent)
-    axis.set_xlabel("training step")
-    axis.set_ylabel("time step t (reading order)")
-    axis.set_title(title, fontsize=9)
-    figure.colorbar(shown, ax=axis, label="log10 ‖∂L/∂h_t‖")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return tf.image.decode_png(buffer.getvalue(), channels=3).numpy()
+        values = np.log10(np.stack(history, axis=1))
+    finite = np.isfinite(values) & real[:, None]
+    low, high = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
+    scaled = np.clip((values - low) / max(high - low, 1e-12), 0.0, 1.0)
+    scaled[~np.isfinite(values)] = 0.0  # a norm of exactly 0 is drawn as the lowest value
+    image = (colormaps["viridis"](scaled)[..., :3] * 255).astype("uint8")
+    image[~real] = 128
+    # Every cell becomes a block of pixels, so that a short history is still readable.
+    rows, columns = max(1, height // image.shape[0]), max(1, width // image.shape[1])
+    return np.repeat(np.repeat(image, rows, axis=0), columns, axis=1), float(low), float(high)
 
 
 class TimeGradientLogger(keras.callbacks.Callback):
     """Every `every_n_steps` training steps, measures ‖∂L/∂h_t‖ of every recurrent layer on one
     fixed batch (the trainer passes the longest of the first validation batches) and writes it to TensorBoard under `time_gradients/`:
 
-    - `time_gradients/<layer>`: an image, time step down and training step across, colour the
-      log10 norm;
+    - `time_gradients/<layer>`: an image, time step down and measurement across, colour the
+      log10 norm (its description gives the scale);
     - `time_gradients/<layer>/first|middle|last|first_over_last`: scalars at the first, middle and
       last real steps, and the ratio first/last (small: the gradient vanishes on its way back).
 
     The whole history also goes to `time_gradients.npz` in the run directory. When the ratio
-    first/last of a layer falls below `vanish_ratio`, a warning and a TensorBoard text entry
-    (`alarms`) say so, once until the ratio has recovered to 100 times the threshold.
+    first/last of a layer first falls below `vanish_ratio`, a warning and a TensorBoard text entry
+    (`alarms`) say so; at the end of training, one more line says in how many measurements it was.
     """
 
     def __init__(self, run_dir, batch, loss_function, every_n_steps, vanish_ratio=None):
@@ -216,7 +209,7 @@ class TimeGradientLogger(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(str(self.run_dir / "train"))
         self.compute = time_gradient_function(self.network, self.loss_function)
         self.step = int(self.model.optimizer.iterations.numpy())
-        self.steps, self.history, self.real, self.vanishing = [], {}, {}, set()
+        self.steps, self.history, self.real, self.vanishing = [], {}, {}, {}
         self._restore_history()
         if not self.steps or self.steps[-1] < self.step:
             self.record()
@@ -227,6 +220,7 @@ class TimeGradientLogger(keras.callbacks.Callback):
             self.record()
 
     def on_train_end(self, logs=None):
+        self._report_vanishing_counts()
         if self.writer is not None:
             self.writer.close()
 
@@ -245,27 +239,38 @@ class TimeGradientLogger(keras.callbacks.Callback):
                     continue
                 for key, value in points.items():
                     tf.summary.scalar(f"time_gradients/{name}/{key}", value)
-                image = render_heatmap(
-                    self.history[name], self.steps, real, f"{name}: gradient of the loss with respect to h_t"
+                image, low, high = heatmap_image(self.history[name], real)
+                tf.summary.image(
+                    f"time_gradients/{name}", image[None], max_outputs=1,
+                    description=(
+                        f"{name}: log10 ‖∂L/∂h_t‖. Rows: time steps 1 to {len(real)} in the order the "
+                        f"layer reads them (first at the top; grey: padding). Columns: the measurements "
+                        f"at training steps {self.steps[0]} to {self.steps[-1]}, every "
+                        f"{self.every_n_steps} steps. Colour: from {low:.1f} (dark blue) to "
+                        f"{high:.1f} (yellow)."
+                    ),
                 )
-                tf.summary.image(f"time_gradients/{name}", image[None], max_outputs=1)
                 self._check_vanishing(name, points["first_over_last"])
         self._save_history()
 
     def _check_vanishing(self, name, ratio):
-        if self.vanish_ratio is None:
+        if self.vanish_ratio is None or not ratio < self.vanish_ratio:
             return
-        if ratio < self.vanish_ratio and name not in self.vanishing:
-            self.vanishing.add(name)
+        # Reported once per layer; the count of measurements below the threshold comes at the end.
+        self.vanishing[name] = self.vanishing.get(name, 0) + 1
+        if self.vanishing[name] == 1:
             report_alarm(
                 f"Vanishing gradient in {name} at step {self.step}: ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖ = "
                 f"{ratio:.2e}, below observe.vanish_ratio={self.vanish_ratio:g}.",
                 self.step,
             )
-        elif ratio >= 100 * self.vanish_ratio:
-            # Re-armed only once the ratio is well above the threshold, so that a ratio that
-            # wanders around it does not raise an alarm at every measurement.
-            self.vanishing.discard(name)
+
+    def _report_vanishing_counts(self):
+        for name, count in self.vanishing.items():
+            logger.warning(
+                "%s: ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖ was below observe.vanish_ratio=%g in %d of %d "
+                "measurements.", name, self.vanish_ratio, count, len(self.steps),
+            )
 
     def _save_history(self):
         path = self.run_dir / "time_gradients.npz"
