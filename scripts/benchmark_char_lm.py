@@ -35,7 +35,11 @@ def run_taskzoo(model, data, minutes, out):
     if completed.returncode != 0:
         raise SystemExit(completed.stderr)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    characters = metrics["train_steps"] * BATCH_SIZE * SEQ_LENGTH
+    # The run's own batch size and window length (the task's defaults, not the baseline's).
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    characters = metrics["train_steps"] * config.trainer.batch_size * config.task.seq_length
     return {
         "name": f"taskzoo {model} (truncated BPTT)",
         "test_bits_per_char": metrics["test"]["bits_per_char"],

@@ -157,6 +157,7 @@ def test_a_tiny_model_learns_a_repeated_text_and_generates_it_back(tmp_path):
     cfg = char_lm_config(
         tmp_path, "trainer.epochs=20", "trainer.steps_per_epoch=null", "trainer.evaluation_steps=null",
         "trainer.learning_rate=0.01", "model.units=64", "trainer.batch_size=4", "task.seq_length=20",
+        "model.dropout=0", "trainer.schedule=constant",
         text="hello world. " * 300,
     )
     results = train.run(cfg, run_dir=tmp_path / "run")
