@@ -155,8 +155,9 @@ class TrainerConfig:
     steps_per_epoch: Optional[int] = None
     # Cap on evaluation steps (null: the whole split); used by quick smoke runs.
     evaluation_steps: Optional[int] = None
-    # Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
-    verbose: int = 1
+    # Keras progress output: auto (a live progress bar on a terminal, one line per epoch when the
+    # output goes to a file or a pipe), 0 silent, 1 progress bar, 2 one line per epoch.
+    verbose: Any = "auto"
     # tf.distribute strategy: auto (one device, or mirrored over several GPUs), one_device,
     # mirrored (the GPUs of this machine), multi_worker (several machines), tpu.
     strategy: StrategyName = StrategyName.auto
@@ -172,10 +173,12 @@ class ObserveConfig:
     # layer, on one fixed validation batch (TensorBoard: time_gradients/).
     time_gradients: bool = False
     every_n_steps: int = 50
-    # Warn when the global gradient norm exceeds explode_factor times its mean over the previous
-    # explode_window steps; null turns the alarm off.
+    # Warn when the global gradient norm stays above explode_factor times its earlier level for
+    # explode_steps consecutive steps. The earlier level is the larger of its mean over the
+    # previous explode_window steps and its mean over the whole run so far. null turns it off.
     explode_factor: Optional[float] = 20.0
     explode_window: int = 50
+    explode_steps: int = 3
     # Warn when a layer's ratio ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖ falls below this (measured only with
     # time_gradients=true); null turns the alarm off.
     vanish_ratio: Optional[float] = 1e-6
@@ -458,6 +461,22 @@ TASK_SCHEMAS = {
 }
 
 
+# The values of trainer.verbose; `console_verbosity` turns auto into 1 or 2.
+VERBOSITY = ("auto", 0, 1, 2)
+
+
+def console_verbosity(verbose, stream=None):
+    """Keras' `verbose` for `trainer.verbose`: auto gives the live progress bar (1) on a terminal
+    and one line per epoch (2) when the output is a file or a pipe, where the bar's redrawing
+    would write backspaces and colour codes."""
+    import sys
+
+    if verbose != "auto":
+        return int(verbose)
+    stream = sys.stdout if stream is None else stream
+    return 1 if hasattr(stream, "isatty") and stream.isatty() else 2
+
+
 # Longest job directory name kept whole; file systems refuse names over 255 bytes.
 MAX_JOB_DIRECTORY_NAME = 200
 
@@ -514,12 +533,13 @@ def validate_config(cfg: DictConfig):
         "observe.every_n_steps",
         "observe.explode_factor",
         "observe.explode_window",
+        "observe.explode_steps",
         "observe.vanish_ratio",
     ):
         _check(cfg, key, *positive)
     _check(cfg, "trainer.min_learning_rate_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")
     _check(cfg, "trainer.early_stopping_patience", lambda v: v >= 0, "an integer of 0 or more")
-    _check(cfg, "trainer.verbose", lambda v: v in (0, 1, 2), "0, 1 or 2")
+    _check(cfg, "trainer.verbose", lambda v: v in VERBOSITY, "auto, 0, 1 or 2")
     _check(cfg, "task.vocabulary_size", lambda v: v >= 3, "an integer of 3 or more")
     _check(cfg, "task.max_length", *positive)
     _check(cfg, "task.scheduled_sampling", lambda v: 0 <= v <= 1, "a number in [0, 1]")

@@ -25,6 +25,10 @@ def import_tensorflow_quietly():
 
             # Initialising the devices prints a line about CUDA drivers on a machine without them.
             tensorflow.config.list_physical_devices()
+            # The first transpose of a boolean tensor (every masked recurrent layer makes one)
+            # prints, once per process, an error-looking notice that oneDNN falls back to
+            # TensorFlow's own kernel on processors without AVX-512. It is harmless; run one here.
+            tensorflow.transpose(tensorflow.constant([[True]]))
     finally:
         os.dup2(saved_descriptor, 2)
         os.close(saved_descriptor)

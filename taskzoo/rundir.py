@@ -59,8 +59,12 @@ class RunDirectoryGuard(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs):
         self._refuse_if_finished(config.hydra.sweep.dir, "hydra.sweep.dir")
+        declare_sweep(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs):
+        from taskzoo.compare import write_sweep_comparison
+
+        write_sweep_comparison(pathlib.Path(config.hydra.sweep.dir))
         report_best_trial(pathlib.Path(config.hydra.sweep.dir))
         failed = sorted(pathlib.Path(config.hydra.sweep.dir).rglob(FAILED_MARKER))
         if failed:
@@ -70,6 +74,20 @@ class RunDirectoryGuard(Callback):
                 file=sys.stderr,
             )
             sys.exit(1)
+
+
+def declare_sweep(config):
+    """Writes, at the sweep's root, the keys it varies (read by its jobs to name their trials)
+    and the experiment that lines its jobs up in TensorBoard's HParams tab."""
+    from omegaconf import OmegaConf
+
+    from taskzoo.observe import hparams
+
+    sweep_dir = pathlib.Path(config.hydra.sweep.dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    swept = hparams.swept_keys(config.hydra.overrides.task, OmegaConf.select(config, "hydra.sweeper.params"))
+    hparams.write_sweep_file(sweep_dir, config.task.name, swept)
+    hparams.declare_experiment(sweep_dir, config.task.name, swept)
 
 
 def report_best_trial(sweep_dir):

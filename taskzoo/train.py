@@ -11,18 +11,15 @@ import keras
 import tensorflow as tf
 
 from taskzoo.blocks.recurrent import fused_kernel_warning
-from taskzoo.config import validate_config
+from taskzoo.config import console_verbosity, validate_config
 from taskzoo.distribute import DistributedLoop, build_strategy, is_chief, is_multi_worker, worker_description
 from taskzoo.errors import TrainingError
 from taskzoo.observe.gradients import GradientNormModel
 from taskzoo.observe.time_gradients import longest_batch
-from taskzoo.observe.tensorboard import (
-    tensorboard_callbacks,
-    write_final_metrics,
-    write_hyperparameters,
-)
+from taskzoo.observe import hparams
+from taskzoo.observe.tensorboard import tensorboard_callbacks
 from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss
-from taskzoo.tasks import build_task
+from taskzoo.tasks import build_task, main_metric
 from taskzoo.training import (
     TimeBudget,
     best_weights_callback,
@@ -52,12 +49,26 @@ def at_most_one_pass(dataset, steps):
 def objective(results):
     """What a hyperparameter search optimises: the run's final value of the validation metric
     that selects its best epoch (the task's `monitor`); NaN for a run that did not finish."""
-    from taskzoo.tasks import TASKS
-
     if not results:
         return math.nan
-    name = TASKS[results["task"]].monitor.removeprefix("val_")
+    name, _ = main_metric(results["task"])
     return float(results["validation"].get(name, math.nan))
+
+
+def hparams_identity(run_dir):
+    """(trial ID, config-group choices, declares its own experiment) of this run for TensorBoard's
+    HParams tab: a single run declares its experiment and is named by its directory; a job of a
+    sweep is named by its values of the swept keys, under the experiment its sweep declared."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return hparams.run_name(run_dir), {}, True
+    hydra_config = HydraConfig.get()
+    swept = hparams.read_swept_keys(hydra_config.sweep.dir) or []
+    choices = {key: hydra_config.runtime.choices[key] for key in swept if key in hydra_config.runtime.choices}
+    fallback = hydra_config.job.override_dirname or hparams.run_name(run_dir)
+    return hparams.trial_id_of_job(hydra_config.overrides.task, swept, fallback), choices, False
 
 
 def run(cfg, run_dir=None):
@@ -128,16 +139,20 @@ def _run(cfg, run_dir, output_dir, strategy, chief):
         failed=lambda: non_finite.failure is not None,
     )
     task_callbacks = task.callbacks(output_dir)
+    verbose = console_verbosity(trainer.verbose) if chief else 0
     callbacks = [
         backup, non_finite, stopper, *task_callbacks, best_weights,
         *tensorboard_callbacks(
             output_dir, trainer.log_every_n_steps, cfg.observe,
             probe_batch=longest_batch(validation_data) if cfg.observe.time_gradients else None,
-            loss_function=task.loss(),
+            loss_function=task.loss(), live_progress_bar=verbose == 1,
         ),
         *budget, *schedule,
     ]
-    write_hyperparameters(output_dir, cfg, trial_id=str(run_dir))
+    trial_id, group_choices, declares_experiment = hparams_identity(run_dir)
+    if declares_experiment:
+        hparams.declare_experiment(output_dir, cfg.task.name)
+    hparams.write_run_hyperparameters(output_dir, cfg, trial_id, group_choices)
 
     stopper.install()
     try:
@@ -149,9 +164,9 @@ def _run(cfg, run_dir, output_dir, strategy, chief):
             callbacks=callbacks,
         )
         if loop is not None:
-            loop.fit(train_data, verbose=trainer.verbose if chief else 0, **fit_arguments)
+            loop.fit(train_data, verbose=verbose, **fit_arguments)
         else:
-            model.fit(train_data, shuffle=False, verbose=trainer.verbose, **fit_arguments)
+            model.fit(train_data, shuffle=False, verbose=verbose, **fit_arguments)
     finally:
         stopper.uninstall()
     if loop is not None and loop.any_worker(stopper.received is not None) and stopper.received is None:
@@ -220,7 +235,7 @@ def _run(cfg, run_dir, output_dir, strategy, chief):
     if not chief:
         print(f"Worker done ({worker_description(strategy)}); the chief writes the outputs.")
         return results
-    write_final_metrics(run_dir, results, step=results["train_steps"])
+    hparams.write_final_metrics(run_dir, results, results["train_steps"], main_metric(cfg.task.name)[0])
     # metrics.json is written last: its presence marks a finished run; the backup has done its job.
     write_metrics(results)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)

@@ -26,6 +26,19 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_gradient_alarm(request, caplog):
+    """Every run trained in a test is healthy: it must raise no exploding- or vanishing-gradient
+    alarm, except in the tests marked `alarm_expected`, which build an unhealthy case."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="taskzoo.alarms")
+    yield
+    if request.node.get_closest_marker("alarm_expected") is None:
+        alarms = [record.getMessage() for record in caplog.records if record.name == "taskzoo.alarms"]
+        assert not alarms, f"a gradient alarm in a healthy run: {alarms}"
+
+
 def compose_config(*overrides):
     """Composes the real configuration from `conf/` with Hydra, as the command line does."""
     with initialize_config_module("taskzoo.conf", version_base="1.3"):
@@ -40,12 +53,13 @@ def tiny_config():
     return make
 
 
-def run_cli(arguments, cwd, module="taskzoo", env=None):
+def run_cli(arguments, cwd, module="taskzoo", env=None, alarm_expected=False):
     """Runs `python -m taskzoo ARGUMENTS` in `cwd` (outside the source tree, so the installed
-    package is what runs) and returns the completed process."""
+    package is what runs) and returns the completed process. The runs of the tests are healthy:
+    an exploding- or vanishing-gradient alarm fails the test unless `alarm_expected`."""
     environment = dict(os.environ, **(env or {}))
     environment.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
+    completed = subprocess.run(
         [sys.executable, "-m", module, *arguments],
         cwd=cwd,
         env=environment,
@@ -53,6 +67,10 @@ def run_cli(arguments, cwd, module="taskzoo", env=None):
         text=True,
         timeout=600,
     )
+    if not alarm_expected:
+        output = completed.stdout + completed.stderr
+        assert "Exploding gradient" not in output and "Vanishing gradient" not in output, output[-2000:]
+    return completed
 
 
 def event_tags(directory):
@@ -85,3 +103,31 @@ def event_values(directory, tag):
                     item = array.item() if array.ndim == 0 else array
                     values.append((event.step, item.decode() if isinstance(item, bytes) else item))
     return sorted(values, key=lambda pair: pair[0])
+
+
+def hparams_trial_ids(directory):
+    """The trial IDs (TensorBoard's HParams session names) written directly in `directory`."""
+    return [session.group_name for session in hparams_records(directory, "session_start_info")]
+
+
+def hparams_experiment(directory):
+    """The HParams experiment declared directly in `directory`: ({name: varied}, [metric tags])."""
+    [experiment] = hparams_records(directory, "experiment")
+    return ({info.name: info.differs for info in experiment.hparam_infos},
+            [info.name.tag for info in experiment.metric_infos])
+
+
+def hparams_records(directory, kind):
+    """The HParams records of one kind ("experiment", "session_start_info") in `directory`."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    records = []
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value:
+                if value.tag.startswith("_hparams_/"):
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    if data.WhichOneof("data") == kind:
+                        records.append(getattr(data, kind))
+    return records

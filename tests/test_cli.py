@@ -5,10 +5,12 @@ the installed package (with its packaged configuration) that runs.
 """
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from conftest import event_tags, run_cli
+from conftest import event_tags, hparams_trial_ids, run_cli
 
 SMOKE = ["trainer=smoke", "model.units=8", "model.embedding_dim=8", "task.data.num_train=200",
          "task.data.num_validation=40", "task.data.num_test=40"]
@@ -19,9 +21,16 @@ SMOKE = ["trainer=smoke", "model.units=8", "model.embedding_dim=8", "task.data.n
 def test_smoke_run_writes_metrics_model_and_tensorboard_scalars(tmp_path, model):
     run_dir = tmp_path / "run"
     # Logging every 3 steps, with 4 steps an epoch: epoch ends fall between logged steps.
-    result = run_cli([f"model={model}", *SMOKE, "trainer.log_every_n_steps=3", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    result = run_cli([f"model={model}", *SMOKE, "trainer.log_every_n_steps=3", "trainer.verbose=auto",
+                      f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"Run directory: {run_dir}" in result.stdout
+    # The output is a pipe, not a terminal: one line per epoch, no progress bar redrawing itself,
+    # and no line of this healthy run that looks like an error.
+    output = result.stdout + result.stderr
+    assert "\b" not in output and "\x1b" not in output and "\r" not in output
+    assert [line.split(" - ")[0] for line in result.stdout.splitlines() if line.startswith("4/4 - ")] == ["4/4"] * 2
+    assert not [line for line in result.stderr.splitlines() if line.startswith(("E0000", "Error", "Traceback"))]
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["task"] == "sentiment" and metrics["model"] == model
@@ -41,8 +50,10 @@ def test_smoke_run_writes_metrics_model_and_tensorboard_scalars(tmp_path, model)
     assert train_tags["epoch_clipped_fraction"] == 2
     assert event_tags(run_dir / "validation")["epoch_accuracy"] == 2
     root_tags = event_tags(run_dir)
-    assert root_tags["_hparams_/session_start_info"] == 1
-    assert root_tags["test/accuracy"] == 1
+    # A single run declares its own HParams experiment, named after its directory.
+    assert root_tags["_hparams_/experiment"] == 1 and root_tags["_hparams_/session_start_info"] == 1
+    assert hparams_trial_ids(run_dir) == ["run"]
+    assert root_tags["test/accuracy"] == 1 and root_tags["main_metric/test"] == 1
 
 
 @pytest.mark.slow
@@ -110,7 +121,7 @@ def test_a_wrong_type_fails_before_any_training(tmp_path):
 
 @pytest.mark.slow
 def test_predict_the_class_of_a_text_from_a_finished_run(tmp_path):
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "runs" / "run"
     assert run_cli([*SMOKE, f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
     result = run_cli([f"run_dir={run_dir}", 'text=the plot was "fine", but = dull'], cwd=tmp_path, module="taskzoo.predict")
     assert result.returncode == 0, result.stderr
@@ -120,3 +131,30 @@ def test_predict_the_class_of_a_text_from_a_finished_run(tmp_path):
     assert len(probabilities) == 2 and abs(sum(probabilities) - 1) < 1e-3
     missing = run_cli([f"run_dir={run_dir}", "prompt=x"], cwd=tmp_path, module="taskzoo.predict")
     assert missing.returncode == 2 and "Unknown option prompt= for a sentiment run" in missing.stderr
+
+    # A folder of runs: the newest finished run below it answers, and a line says which. A file
+    # of three lines gives three answers, one per line; a text of unknown words is warned about.
+    (tmp_path / "texts.txt").write_text("the plot was fine\nzzyzx qwrtp vbnmk\nthe acting was dull\n")
+    batch = run_cli([f"run_dir={tmp_path / 'runs'}", "file=texts.txt"], cwd=tmp_path, module="taskzoo.predict")
+    assert batch.returncode == 0, batch.stderr
+    answers = batch.stdout.splitlines()
+    assert len(answers) == 3 and all(answer.split("\t")[0] in ("negative", "positive") for answer in answers)
+    assert f"Using the newest finished run below {tmp_path / 'runs'}: {run_dir}" in batch.stderr
+    warnings = [line for line in batch.stderr.splitlines() if line.startswith("Warning:")]
+    assert warnings == ["Warning: line 2: 3 of 3 words are not in the model's vocabulary; the answer rests on the others."]
+    # The same answers for the same texts read from standard input.
+    piped = subprocess.run([sys.executable, "-m", "taskzoo.predict", f"run_dir={run_dir}", "file=-"], cwd=tmp_path,
+                           input=(tmp_path / "texts.txt").read_text(), capture_output=True, text=True)
+    assert piped.stdout.splitlines() == answers
+
+
+def test_predict_help_lists_the_options_of_every_task_and_of_one(tmp_path):
+    general = run_cli(["--help"], cwd=tmp_path, module="taskzoo.predict")
+    assert general.returncode == 0, general.stderr
+    for heading in ("sentiment runs:", "char_lm runs:", "video runs:", "translation runs:", "captioning runs:"):
+        assert heading in general.stdout
+    one = run_cli(["translation", "--help"], cwd=tmp_path, module="taskzoo.predict")
+    assert one.returncode == 0 and one.stdout.startswith("translation runs:")
+    assert "beam_size=INT" in one.stdout and "sentiment runs:" not in one.stdout
+    unknown = run_cli(["tagger", "--help"], cwd=tmp_path, module="taskzoo.predict")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("Error: Unknown task 'tagger'")

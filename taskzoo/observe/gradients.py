@@ -99,17 +99,20 @@ class GradientNormLogger(keras.callbacks.Callback):
     fraction of the epoch's steps whose gradient was clipped (TensorBoard's
     `epoch_clipped_fraction`, when this callback comes before Keras' TensorBoard callback).
 
-    With `explode_factor`, every step's global norm is compared with its mean over the previous
-    `explode_window` steps; a jump by more than the factor gives a warning and a TensorBoard text
-    entry (`alarms`).
+    With `explode_factor`, every step's global norm is compared with its earlier level (see
+    `JumpDetector`); a norm that stays above the factor times that level for `explode_steps`
+    steps gives a warning and a TensorBoard text entry (`alarms`). With `live_progress_bar`, the
+    warning first ends the progress bar's line.
     """
 
-    def __init__(self, log_dir, every_n_steps, explode_factor=None, explode_window=20):
+    def __init__(self, log_dir, every_n_steps, explode_factor=None, explode_window=50, explode_steps=3,
+                 live_progress_bar=False):
         super().__init__()
         self.log_dir = str(log_dir)
         self.every_n_steps = every_n_steps
         self.explode_factor = explode_factor
-        self.jumps = JumpDetector(explode_factor, explode_window) if explode_factor else None
+        self.jumps = JumpDetector(explode_factor, explode_window, explode_steps) if explode_factor else None
+        self.live_progress_bar = live_progress_bar
         self.writer = None
 
     def on_train_begin(self, logs=None):
@@ -141,16 +144,17 @@ class GradientNormLogger(keras.callbacks.Callback):
 
     def check_jump(self, batch):
         norm = float(self.model.global_gradient_norm.numpy())
-        mean = self.jumps.update(norm)
-        if mean is None:
+        level = self.jumps.update(norm)
+        if level is None:
             return
         with self.writer.as_default():
             report_alarm(
                 f"Exploding gradient at step {self.step} (epoch {self.epoch + 1}, batch {batch + 1}): "
-                f"the global gradient norm jumped to {norm:.4g}, {norm / mean:.1f} times its mean "
-                f"{mean:.4g} over the previous {self.jumps.window} steps "
-                f"(observe.explode_factor={self.explode_factor:g}).",
+                f"the global gradient norm has stayed above {self.explode_factor:g} times its earlier "
+                f"level {level:.4g} for {self.jumps.steps} steps, now {norm:.4g} "
+                f"(observe.explode_factor, observe.explode_steps).",
                 self.step,
+                after_progress_bar=self.live_progress_bar,
             )
 
     def on_train_end(self, logs=None):

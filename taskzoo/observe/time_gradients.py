@@ -192,8 +192,9 @@ class TimeGradientLogger(keras.callbacks.Callback):
     (`alarms`) say so; at the end of training, one more line says in how many measurements it was.
     """
 
-    def __init__(self, run_dir, batch, loss_function, every_n_steps, vanish_ratio=None):
+    def __init__(self, run_dir, batch, loss_function, every_n_steps, vanish_ratio=None, live_progress_bar=False):
         super().__init__()
+        self.live_progress_bar = live_progress_bar
         self.run_dir = pathlib.Path(run_dir)
         self.inputs, self.targets, self.sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         self.loss_function = loss_function
@@ -263,6 +264,7 @@ class TimeGradientLogger(keras.callbacks.Callback):
                 f"Vanishing gradient in {name} at step {self.step}: ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖ = "
                 f"{ratio:.2e}, below observe.vanish_ratio={self.vanish_ratio:g}.",
                 self.step,
+                after_progress_bar=self.live_progress_bar,
             )
 
     def _report_vanishing_counts(self):

@@ -22,3 +22,12 @@ def build_task(cfg):
     if name not in TASKS:
         raise ConfigError(f"Unknown task {name!r} (task.name); expected one of {sorted(TASKS)}.")
     return TASKS[name](cfg)
+
+
+def main_metric(task_name):
+    """The task's main metric as (name in `metrics.json`, higher is better): the validation
+    metric that selects the best epoch (`Task.monitor`). Unknown tasks fall back to the loss."""
+    task = TASKS.get(task_name)
+    if task is None:
+        return "loss", False
+    return task.monitor.removeprefix("val_"), task.monitor_mode == "max"

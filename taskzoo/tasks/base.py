@@ -1,8 +1,46 @@
 """The contract between a task and the shared trainer."""
 
+import sys
+from typing import Callable, NamedTuple
+
 import keras
 
-from taskzoo.errors import DataError
+from taskzoo.errors import ConfigError, DataError
+
+
+class PredictOption(NamedTuple):
+    """An option of `taskzoo-predict` for a task: how its value is converted, and its help."""
+
+    convert: Callable
+    help: str
+
+
+def texts_to_predict(options):
+    """The inputs of a text task's prediction: `text=` (one text) or `file=` (one text per line
+    of a UTF-8 file, `-` for standard input). Returns (texts, from_file)."""
+    from taskzoo.data.files import read_text
+
+    if ("text" in options) == ("file" in options):
+        raise ConfigError("Give text=\"...\" (one text) or file=PATH (one text per line, - for standard input).")
+    if "text" in options:
+        return [options["text"]], False
+    if options["file"] == "-":
+        content = sys.stdin.read()
+    else:
+        content = read_text(options["file"])
+    return content.removeprefix("\ufeff").splitlines(), True
+
+
+def warn_if_mostly_unknown(words, known, where):
+    """Warns on standard error when most of a text's words are not in the model's vocabulary
+    (`known(word)` says whether one is): the answer then rests on a few words, or on none."""
+    unknown = sum(not known(word) for word in words)
+    if len(words) and unknown * 2 > len(words):
+        print(
+            f"Warning: {where}: {unknown} of {len(words)} words are not in the model's vocabulary; "
+            "the answer rests on the others.",
+            file=sys.stderr,
+        )
 
 
 def load_run_model(run_dir):
@@ -57,6 +95,14 @@ class Task:
         "test") after training; they join that split's entry in `metrics.json`."""
         return {}
 
+    def decode_limit(self, count, limit=None):
+        """How many of a split's `count` examples a decoding score uses: all of them (or `limit`),
+        and, when `trainer.evaluation_steps` caps evaluation (smoke runs), no more than those
+        steps hold."""
+        count = min(count, limit) if limit else count
+        steps = self.cfg.trainer.evaluation_steps
+        return min(count, steps * self.cfg.trainer.batch_size) if steps else count
+
     def callbacks(self, run_dir):
         """Task-specific Keras callbacks, used in training and in every evaluation."""
         return []
@@ -68,8 +114,8 @@ class Task:
     def save_artifacts(self, run_dir):
         """Writes what inference needs besides `model.keras` (a vocabulary, say)."""
 
-    # Inference from a finished run: `python -m taskzoo.predict run_dir=RUN key=value ...`.
-    # The options a task accepts, by name, with the type each value is converted to.
+    # Inference from a finished run: `taskzoo-predict run_dir=RUN key=value ...`.
+    # The options a task accepts, by name: PredictOption(conversion of the value, help).
     predict_options = {}
 
     @classmethod

@@ -38,7 +38,7 @@ from taskzoo.data.text import in_memory_options
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import Perplexity, corpus_bleu
-from taskzoo.tasks.base import Task, load_run_model
+from taskzoo.tasks.base import PredictOption, Task, load_run_model
 
 logger = logging.getLogger(__name__)
 
@@ -256,10 +256,11 @@ class CaptioningTask(Task):
     def extra_metrics(self, network, split):
         task_config = self.cfg.task
         captioner = self.captioner(network)
-        scores = bleu_scores(captioner.caption(self.inputs[split], task_config.beam_size, task_config.length_penalty),
-                             self.references[split])
+        count = self.decode_limit(len(self.references[split]))
+        images, references = self.inputs[split][:count], self.references[split][:count]
+        scores = bleu_scores(captioner.caption(images, task_config.beam_size, task_config.length_penalty), references)
         if task_config.beam_size > 1:
-            scores["bleu4_greedy"] = bleu_scores(captioner.caption(self.inputs[split]), self.references[split])["bleu4"]
+            scores["bleu4_greedy"] = bleu_scores(captioner.caption(images), references)["bleu4"]
         return scores
 
     def export_model(self, model):
@@ -285,9 +286,14 @@ class CaptioningTask(Task):
             "image_shape": list(self.images["train"].shape[1:]),
         }
 
-    # Inference: `python -m taskzoo.predict run_dir=RUN image=path.png [beam_size=3] [attention=out.png]`.
+    # Inference: `taskzoo-predict run_dir=RUN image=path.png [beam_size=3] [attention=out.png]`.
 
-    predict_options = {"image": str, "beam_size": int, "length_penalty": float, "attention": str}
+    predict_options = {
+        "image": PredictOption(str, "the image to caption (png, jpeg, bmp or gif)"),
+        "beam_size": PredictOption(int, "beam width (1: greedy search); default: the run's task.beam_size"),
+        "length_penalty": PredictOption(float, "length penalty alpha; default: the run's task.length_penalty"),
+        "attention": PredictOption(str, "write the attention over the image, word by word, to this PNG file"),
+    }
 
     @classmethod
     def predict(cls, run_dir, cfg, options):
@@ -401,7 +407,7 @@ class CaptionSamples(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         task = self.task
-        limit = task.cfg.task.validation_bleu_images or len(task.references["validation"])
+        limit = task.decode_limit(len(task.references["validation"]), task.cfg.task.validation_bleu_images)
         results = task.captioner(self.model.network).caption(task.inputs["validation"][:limit])
         if logs is not None:
             logs["val_bleu4"] = bleu_scores(results, task.references["validation"][:limit])["bleu4"]

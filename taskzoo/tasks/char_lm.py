@@ -32,7 +32,7 @@ from taskzoo.data import characters
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import BitsPerCharacter, Perplexity
-from taskzoo.tasks.base import Task, load_run_model
+from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict
 
 SAMPLE_TEMPERATURES = (0.5, 1.0)
 
@@ -160,18 +160,26 @@ class CharLanguageModelTask(Task):
         return {"characters": self.sizes, "vocabulary_size": len(self.vocabulary)}
 
     predict_options = {
-        "prompt": str,
-        "length": int,
-        "temperature": float,
-        "top_k": int,
-        "seed": int,
-        "score": str,
+        "prompt": PredictOption(str, "the text to continue (default: a new line)"),
+        "length": PredictOption(int, "characters to generate (default 500)"),
+        "temperature": PredictOption(float, "sampling temperature; 0 is greedy (default 1.0)"),
+        "top_k": PredictOption(int, "sample among the k likeliest characters only"),
+        "seed": PredictOption(int, "seed of the sampling, for a repeatable text"),
+        "score": PredictOption(str, "score this text instead: its log-probability and bits per character"),
+        "file": PredictOption(str, "score every line of a UTF-8 file (- for standard input); bits per character per line"),
     }
 
     @classmethod
     def predict(cls, run_dir, cfg, options):
         model = load_run_model(run_dir)
         vocabulary = characters.CharacterVocabulary.load(run_dir / "vocabulary.json")
+        if "file" in options:
+            if len(options) > 1:
+                raise ConfigError(f"file= goes alone; it does not take {sorted(set(options) - {'file'})}.")
+            texts, _ = texts_to_predict(options)
+            for text in texts:
+                print(f"{score(model, vocabulary, text)[1]:.4f}" if len(text) >= 2 else "")
+            return
         if "score" in options:
             if len(options) > 1:
                 raise ConfigError(f"score= goes alone; it does not take {sorted(set(options) - {'score'})}.")

@@ -23,7 +23,7 @@ from taskzoo.data import files, text
 from taskzoo.data.synthetic.reviews import CLASS_NAMES, generate_reviews
 from taskzoo.data.tfds_source import load_tfds_split, text_classification_keys
 from taskzoo.errors import ConfigError, DataError
-from taskzoo.tasks.base import Task, load_run_model
+from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict, warn_if_mostly_unknown
 
 logger = logging.getLogger(__name__)
 
@@ -202,18 +202,32 @@ class SentimentTask(Task):
     def save_artifacts(self, run_dir):
         (run_dir / "classes.json").write_text(json.dumps(self.class_names, ensure_ascii=False))
 
-    predict_options = {"text": str}
+    predict_options = {
+        "text": PredictOption(str, "the text to classify"),
+        "file": PredictOption(str, "a UTF-8 file of texts, one per line (- for standard input); one answer per line"),
+    }
 
     @classmethod
     def predict(cls, run_dir, cfg, options):
-        if "text" not in options:
-            raise ConfigError("A sentiment run predicts the class of text=\"...\".")
+        texts, from_file = texts_to_predict(options)
         model = load_run_model(run_dir)
         class_names = json.loads((run_dir / "classes.json").read_text())
-        probabilities = model.predict(tf.constant([[options["text"]]]), verbose=0)[0]
-        best = int(np.argmax(probabilities))
-        print(f"{class_names[best]} ({probabilities[best]:.3f})")
-        for name, probability in zip(class_names, probabilities):
+        inputs = tf.constant([[text] for text in texts], dtype=tf.string)
+        # The saved model's own vectorizer: ids 0 (padding) and 1 (out of vocabulary).
+        token_ids = model.get_layer("vectorizer")(inputs).numpy()
+        for number, ids in enumerate(token_ids, start=1):
+            words = ids[ids > 0].tolist()
+            where = f"line {number}" if from_file else "text"
+            warn_if_mostly_unknown(words, known=lambda word: word != 1, where=where)
+        probabilities = model.predict(inputs, batch_size=256, verbose=0)
+        if from_file:
+            for row in probabilities:
+                best = int(np.argmax(row))
+                print(f"{class_names[best]}\t{row[best]:.3f}")
+            return
+        best = int(np.argmax(probabilities[0]))
+        print(f"{class_names[best]} ({probabilities[0][best]:.3f})")
+        for name, probability in zip(class_names, probabilities[0]):
             print(f"  {name}: {probability:.4f}")
 
     def description(self):

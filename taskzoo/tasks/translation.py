@@ -32,7 +32,7 @@ from taskzoo.data.synthetic.number_pairs import generate_pairs
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import Perplexity, corpus_bleu
-from taskzoo.tasks.base import Task, load_run_model
+from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict, warn_if_mostly_unknown
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,8 @@ class TranslationTask(Task):
 
     def extra_metrics(self, network, split):
         task_config = self.cfg.task
-        sources, references = zip(*self.pairs[split])
+        pairs = self.pairs[split]
+        sources, references = zip(*pairs[:self.decode_limit(len(pairs))])
         translations = self.translator(network).translate(
             sources, task_config.beam_size, task_config.length_penalty
         )
@@ -284,31 +285,45 @@ class TranslationTask(Task):
             "target_vocabulary": len(self.target_vocabulary),
         }
 
-    # Inference: `python -m taskzoo.predict run_dir=RUN text="..." [beam_size=5] [attention=out.png]`.
+    # Inference: `taskzoo-predict run_dir=RUN text="..." [beam_size=5] [attention=out.png]`.
 
-    predict_options = {"text": str, "beam_size": int, "length_penalty": float, "attention": str}
+    predict_options = {
+        "text": PredictOption(str, "a sentence in the source language"),
+        "file": PredictOption(str, "a UTF-8 file of sentences, one per line (- for standard input); one translation per line"),
+        "beam_size": PredictOption(int, "beam width (1: greedy search); default: the run's task.beam_size"),
+        "length_penalty": PredictOption(float, "length penalty alpha; default: the run's task.length_penalty"),
+        "attention": PredictOption(str, "with text=: write the attention heatmap to this PNG file"),
+    }
 
     @classmethod
     def predict(cls, run_dir, cfg, options):
-        if "text" not in options:
-            raise ConfigError('A translation run translates text="..." (a sentence in the source language).')
-        network = load_run_model(run_dir)
-        vocabularies = json.loads((run_dir / "vocabulary.json").read_text())
-        tokenizer = parallel.Tokenizer(**vocabularies["tokenizer"])
-        translator = Translator.for_network(
-            network, tokenizer, parallel.Vocabulary(vocabularies["source"]),
-            parallel.Vocabulary(vocabularies["target"]), cfg.task.max_output_length,
-        )
-        if not tokenizer.tokenize(options["text"]):
-            raise ConfigError("text= holds no token to translate.")
+        texts, from_file = texts_to_predict(options)
+        if from_file and "attention" in options:
+            raise ConfigError("attention= goes with text= (one sentence), not with file=.")
         beam_size = options.get("beam_size", cfg.task.beam_size)
         if beam_size < 1:
             raise ConfigError(f"beam_size must be 1 or more; received {beam_size}.")
-        translation = translator.translate(
-            [options["text"]], beam_size, options.get("length_penalty", cfg.task.length_penalty)
-        )[0]
-        print(translation["text"])
+        network = load_run_model(run_dir)
+        vocabularies = json.loads((run_dir / "vocabulary.json").read_text())
+        tokenizer = parallel.Tokenizer(**vocabularies["tokenizer"])
+        source_vocabulary = parallel.Vocabulary(vocabularies["source"])
+        translator = Translator.for_network(
+            network, tokenizer, source_vocabulary,
+            parallel.Vocabulary(vocabularies["target"]), cfg.task.max_output_length,
+        )
+        tokenized = [tokenizer.tokenize(text) for text in texts]
+        if not from_file and not tokenized[0]:
+            raise ConfigError("text= holds no token to translate.")
+        for number, tokens in enumerate(tokenized, start=1):
+            warn_if_mostly_unknown(tokens, source_vocabulary.ids.__contains__, f"line {number}" if from_file else "text")
+        # Lines without a token get an empty line, so that answers stay aligned with the input.
+        kept = [text for text, tokens in zip(texts, tokenized) if tokens]
+        translations = translator.translate(kept, beam_size, options.get("length_penalty", cfg.task.length_penalty))
+        answers = iter(translations)
+        for tokens in tokenized:
+            print(next(answers)["text"] if tokens else "")
         if "attention" in options:
+            translation = translations[0]
             if translation["attention"] is None:
                 raise ConfigError("attention= needs a model trained with attention (task.attention=none here).")
             png = attention_heatmap(translation["source_tokens"], translation["tokens"], translation["attention"])
@@ -424,9 +439,8 @@ class TranslationSamples(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         task = self.task
-        limit = task.cfg.task.validation_bleu_pairs
-        pairs = task.pairs["validation"][:limit] if limit else task.pairs["validation"]
-        sources, references = zip(*pairs)
+        pairs = task.pairs["validation"]
+        sources, references = zip(*pairs[:task.decode_limit(len(pairs), task.cfg.task.validation_bleu_pairs)])
         translations = task.translator(self.model.network).translate(sources, beam_size=1)
         if logs is not None:
             logs["val_bleu"] = task.bleu(translations, references)

@@ -28,7 +28,7 @@ from taskzoo.data.synthetic.moving_digits import CLASS_NAMES, generate_videos
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.segments import segment_scores, segments
-from taskzoo.tasks.base import Task, load_run_model
+from taskzoo.tasks.base import PredictOption, Task, load_run_model
 
 logger = logging.getLogger(__name__)
 
@@ -188,9 +188,11 @@ class VideoTask(Task):
             "classes": self.class_names,
         }
 
-    # Inference: `python -m taskzoo.predict run_dir=RUN video=path.mp4`.
+    # Inference: `taskzoo-predict run_dir=RUN video=path.mp4`.
 
-    predict_options = {"video": str}
+    predict_options = {
+        "video": PredictOption(str, "a video file (mp4, avi, gif, ...), a folder of frame images or a .npy array"),
+    }
 
     @classmethod
     def predict(cls, run_dir, cfg, options):

@@ -1,7 +1,7 @@
 """Re-scores a finished run's saved model on its validation and test splits, with the task's
 current evaluation code (for example after a decoding fix), and prints the scores as JSON.
 
-    python scripts/evaluate_run.py RUN_DIR [RUN_DIR ...] [--set task.beam_size=1 ...]
+    taskzoo-evaluate RUN_DIR [RUN_DIR ...] [--set task.beam_size=1 ...]
 
 The run's data is rebuilt from its own `.hydra/config.yaml`; `--set` overrides a value of it
 (decoding settings such as `task.beam_size`). `metrics.json` is left as the run wrote it.

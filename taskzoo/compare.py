@@ -1,8 +1,8 @@
 """Compares finished runs: a table of what differs and how they did, and their learning curves.
 
-    python scripts/compare_runs.py multirun/2026-11-25/10-00-00
-    python scripts/compare_runs.py runs/sentiment-gru/A runs/sentiment-lstm/B --markdown
-    python scripts/compare_runs.py multirun/... --csv > runs.csv
+    taskzoo-compare multirun/2026-11-25/10-00-00
+    taskzoo-compare runs/sentiment-gru/A runs/sentiment-lstm/B --markdown
+    taskzoo-compare multirun/... --csv > runs.csv
 
 Each argument is a run directory or a directory with runs below it (a multirun). A run is a
 directory with a `metrics.json`; runs stopped before their end are left out. The table has one row
@@ -11,6 +11,9 @@ per run: the command-line overrides that differ between the runs (from each run'
 time, best first by the task's main metric (the one that chose the best epoch). `curves.png`
 (in the first directory given, or `--out`) shows that validation metric against training steps
 and against wall-clock time, one line per run, read from the runs' TensorBoard event files.
+
+At the end of every sweep the same table is printed and written, with the curves, into the sweep
+directory (`comparison.md`, `curves.png`).
 """
 
 import argparse
@@ -29,16 +32,24 @@ def find_runs(paths):
     for path in map(pathlib.Path, paths):
         if not path.is_dir():
             raise SystemExit(f"Error: {path}: no such directory.")
-        found = [marker.parent for marker in sorted(path.rglob("metrics.json"))]
-        runs += [run for run in found if run not in runs and not is_interrupted(run)]
+        runs += [run for run in find_runs_below(path) if run not in runs and not is_interrupted(run)]
     if not runs:
         raise SystemExit(f"Error: no finished runs (metrics.json) in {', '.join(map(str, paths))}.")
     return runs
 
 
+def find_runs_below(path):
+    return [marker.parent for marker in sorted(pathlib.Path(path).rglob("metrics.json"))]
+
+
 def is_interrupted(run):
-    metrics = json.loads((run / "metrics.json").read_text())
-    return bool(metrics.get("interrupted")) or "test" not in metrics
+    """True for a run that did not finish: stopped by a signal, or with an unreadable
+    `metrics.json`."""
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return not isinstance(metrics, dict) or bool(metrics.get("interrupted")) or "test" not in metrics
 
 
 def overrides_of(run):
@@ -54,16 +65,6 @@ def overrides_of(run):
     return overrides
 
 
-def main_metric(task_name):
-    """The task's main metric as (split, metric name, higher is better), from its `monitor`."""
-    from taskzoo.tasks import TASKS
-
-    task = TASKS.get(task_name)
-    if task is None:
-        return "validation", "loss", False
-    return "validation", task.monitor.removeprefix("val_"), task.monitor_mode == "max"
-
-
 def table(runs):
     """The rows (dicts), the column names, the main metric and the differing overrides, best run
     first."""
@@ -71,7 +72,10 @@ def table(runs):
     overrides = {run: overrides_of(run) for run in runs}
     keys = sorted({key for values in overrides.values() for key in values})
     differing = [key for key in keys if len({values.get(key) for values in overrides.values()}) > 1]
-    split, name, higher_is_better = main_metric(metrics[runs[0]]["task"])
+    from taskzoo.tasks import main_metric
+
+    split = "validation"
+    name, higher_is_better = main_metric(metrics[runs[0]]["task"])
 
     def score(run):
         value = metrics[run].get(split, {}).get(name)
@@ -124,8 +128,13 @@ def render(rows, columns, style):
 def validation_curve(run, name):
     """(steps, seconds since the first epoch began, values) of `epoch_<name>` in the run's
     validation event files."""
+    import logging
+
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
+
+    # Its directory watcher logs every file it reads at the INFO level.
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)
 
     accumulator = EventAccumulator(str(run / "validation"), size_guidance={"tensors": 0})
     accumulator.Reload()
@@ -179,7 +188,28 @@ def plot_curves(rows, metric, differing, path):
     plt.close(figure)
 
 
+def write_sweep_comparison(sweep_dir):
+    """At the end of a sweep: prints the comparison table of its finished jobs and writes it
+    (`comparison.md`) with the learning curves (`curves.png`) into the sweep directory."""
+    runs = [run for run in find_runs_below(sweep_dir) if not is_interrupted(run)]
+    if not runs:
+        return
+    rows, columns, metric, differing = table(runs)
+    for row in rows:
+        row["run"] = str(pathlib.Path(row["run"]).relative_to(sweep_dir))
+    print(f"\nComparison of the sweep's {len(rows)} finished run(s), best first by {metric}:")
+    print(render(rows, columns, "text"), end="")
+    (sweep_dir / "comparison.md").write_text(render(rows, columns, "markdown"))
+    for row in rows:
+        row["run"] = str(sweep_dir / row["run"])
+    plot_curves(rows, metric, differing, sweep_dir / "curves.png")
+    print(f"Written to {sweep_dir / 'comparison.md'} and {sweep_dir / 'curves.png'}.")
+
+
 def main(arguments=None):
+    from taskzoo.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directories", nargs="+", help="run directories or directories with runs below them")
     style = parser.add_mutually_exclusive_group()

@@ -8,7 +8,7 @@ reaches is not confused with how small the loss has become (`--absolute` shows t
 
     python -m taskzoo task=sentiment model=rnn observe.time_gradients=true hydra.run.dir=runs/rnn
     python -m taskzoo task=sentiment model=lstm observe.time_gradients=true hydra.run.dir=runs/lstm
-    python scripts/plot_time_gradients.py runs/rnn runs/lstm --out time_gradients.png
+    taskzoo-plot-gradients runs/rnn runs/lstm --out time_gradients.png
 """
 
 import argparse
