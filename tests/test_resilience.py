@@ -61,7 +61,7 @@ def test_a_killed_run_resumes_from_its_backup_with_the_same_command(tmp_path):
 
     resumed = run_cli(arguments, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert "Resumed from the backup after epoch" in (run_dir / "cli.log").read_text()
+    assert "Resumed from the backup after epoch" in (run_dir / "taskzoo.log").read_text()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_completed"] == 12 and metrics["stop_reason"] == "epochs"
     # The optimizer's step count was restored: the run took exactly its 12 x 10 steps.
