@@ -2,18 +2,23 @@
 jobs of a sweep that fail are reported, and the sweep goes on."""
 
 import contextlib
+import fcntl
 import json
 import logging
+import os
 import pathlib
+import socket
 import sys
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 # The file that marks a run as finished; it is written last.
 FINISHED_MARKER = "metrics.json"
 # The file that marks a job of a sweep that failed; it holds the error.
 FAILED_MARKER = "failed.txt"
+# The file a running command locks in its run (or sweep) directory; it names the process.
+LOCK_FILE = ".lock"
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +41,81 @@ def finished_runs_in(directory):
     )
 
 
-class RunDirectoryGuard(Callback):
-    """A Hydra callback that refuses to start in a directory that already holds a finished run.
+class DirectoryInUse(Exception):
+    pass
 
-    It runs before Hydra writes anything into the run directory, so an earlier run's outputs
-    (its `.hydra/` configuration included) are never overwritten. At the end of a sweep it lists
-    the jobs that failed and exits with code 1.
+
+class DirectoryLock:
+    """An exclusive lock on a run or sweep directory while one command uses it.
+
+    It is an advisory `flock` on `<directory>/.lock`, which holds the process ID and host of its
+    holder. The operating system releases it when the process ends, however it ends (a crash, a
+    kill -9), so a lock left by a killed process never blocks the command that resumes the run.
     """
+
+    def __init__(self, directory):
+        self.path = pathlib.Path(directory) / LOCK_FILE
+        self.file = None
+
+    def acquire(self):
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = open(self.path, "a+")
+        except OSError as error:
+            raise DirectoryInUse(
+                f"cannot use {self.path.parent} as a run directory ({error.strerror or error}); "
+                "choose a writable directory with hydra.run.dir or hydra.sweep.dir."
+            ) from None
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock_file.seek(0)
+            holder = lock_file.read().strip() or "another process"
+            lock_file.close()
+            raise DirectoryInUse(
+                f"{self.path.parent} is in use by {holder} ({self.path}); wait for it to end, or "
+                "choose another hydra.run.dir or hydra.sweep.dir."
+            ) from None
+        lock_file.seek(0)
+        lock_file.truncate()
+        lock_file.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        lock_file.flush()
+        self.file = lock_file
+
+    def release(self):
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    # Launchers that run jobs in other processes (joblib, submitit) pickle the Hydra callbacks;
+    # the lock stays with the process that took it.
+    def __getstate__(self):
+        return {"path": self.path, "file": None}
+
+
+class RunDirectoryGuard(Callback):
+    """A Hydra callback that keeps every run's outputs safe.
+
+    Before Hydra writes anything into the run (or sweep) directory, it refuses a directory that
+    already holds a finished run, so an earlier run's outputs (its `.hydra/` configuration
+    included) are never overwritten, and it locks the directory, so that a second command for a
+    directory in use stops with one line instead of mixing its outputs in. The workers of one
+    multi-worker run share their directory by design and do not lock it. At the end of a sweep
+    it prints the comparison of its runs and lists the jobs that failed (exit code 1).
+    """
+
+    def __init__(self):
+        self.lock = None
+
+    def _lock(self, directory, config):
+        if str(OmegaConf.select(config, "trainer.strategy")) == "multi_worker":
+            return
+        self.lock = DirectoryLock(directory)
+        try:
+            self.lock.acquire()
+        except DirectoryInUse as error:
+            print(f"Error: {error}", file=sys.stderr)
+            sys.exit(2)
 
     def _refuse_if_finished(self, directory, option):
         finished = finished_runs_in(directory)
@@ -56,9 +129,11 @@ class RunDirectoryGuard(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs):
         self._refuse_if_finished(config.hydra.run.dir, "hydra.run.dir")
+        self._lock(config.hydra.run.dir, config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs):
         self._refuse_if_finished(config.hydra.sweep.dir, "hydra.sweep.dir")
+        self._lock(config.hydra.sweep.dir, config)
         declare_sweep(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs):
@@ -79,8 +154,6 @@ class RunDirectoryGuard(Callback):
 def declare_sweep(config):
     """Writes, at the sweep's root, the keys it varies (read by its jobs to name their trials)
     and the experiment that lines its jobs up in TensorBoard's HParams tab."""
-    from omegaconf import OmegaConf
-
     from taskzoo.observe import hparams
 
     sweep_dir = pathlib.Path(config.hydra.sweep.dir)

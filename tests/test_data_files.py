@@ -24,6 +24,15 @@ def test_tsv_with_label_first_is_detected(tmp_path):
     assert labels == ["1", "0"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_byte_order_mark_announces_the_encoding_and_is_not_text(tmp_path, encoding):
+    # Spreadsheet programs save "UTF-8 with BOM" or UTF-16; the first column is still `text`.
+    path = tmp_path / "train.csv"
+    path.write_bytes('text,label\r\nun film très réussi,pos\r\nennuyeux,neg\r\n'.encode(encoding))
+    texts, labels = files.read_table(path)
+    assert texts == ["un film très réussi", "ennuyeux"] and labels == ["pos", "neg"]
+
+
 def test_csv_with_named_columns_and_quotes(tmp_path):
     path = write(tmp_path / "reviews.csv", 'id,review,stars\n1,"great, really great",pos\n2,"bad",neg\n')
     texts, labels = files.read_table(path, text_column="review", label_column="stars")

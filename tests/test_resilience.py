@@ -171,3 +171,40 @@ def test_a_truncated_model_file_gives_one_line(tmp_path):
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {model_file}: cannot load the model (")
+
+
+@pytest.mark.slow
+def test_one_command_per_run_directory_and_a_killed_holder_never_blocks_the_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    # Two epochs of 2,000 steps: long enough for a second command to find the first at work.
+    arguments = ["task=sentiment", *TINY, "task.data.num_train=16000", "trainer.steps_per_epoch=null",
+                 f"hydra.run.dir={run_dir}"]
+    first = subprocess.Popen([sys.executable, "-m", "taskzoo", *arguments], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "train").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (run_dir / "train").is_dir(), "the first run did not start training"
+        before = (run_dir / ".hydra" / "config.yaml").read_bytes()
+        second = run_cli(["task=sentiment", *TINY, "model=lstm", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+        assert second.returncode == 2
+        [line] = [line for line in second.stderr.splitlines() if line.startswith("Error:")]
+        assert line.startswith(f"Error: {run_dir} is in use by process {first.pid} on ")
+        assert "Traceback" not in second.stderr
+        # The second command touched nothing: the run's configuration is still the first's.
+        assert (run_dir / ".hydra" / "config.yaml").read_bytes() == before
+    finally:
+        first.kill()
+        first.communicate()
+    # The killed process held the lock; the same command resumes the run all the same.
+    resumed = run_cli(arguments, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_completed"] == 2
+
+
+def test_a_run_directory_under_a_file_gives_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    completed = run_cli(["task=sentiment", *TINY, f"hydra.run.dir={tmp_path / 'file' / 'run'}"], cwd=tmp_path)
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr
+    assert completed.stderr.strip().splitlines()[-1].startswith(f"Error: cannot use {tmp_path / 'file' / 'run'} as a run directory")

@@ -1,5 +1,6 @@
 """Readers for local text files that report bad input as one line naming the file and line."""
 
+import codecs
 import csv
 import gzip
 import pathlib
@@ -19,8 +20,8 @@ def existing_path(path, what="file"):
 
 
 def read_text(path):
-    """Reads a UTF-8 text file, plain or gzip-compressed; an undecodable byte raises DataError
-    with its line and offset."""
+    """Reads a UTF-8 text file, plain or gzip-compressed (UTF-16 too when a byte-order mark says
+    so); an undecodable byte raises DataError with its line and offset."""
     path = existing_path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a text file.")
@@ -30,6 +31,16 @@ def read_text(path):
             data = gzip.decompress(data)
         except (OSError, EOFError) as error:
             raise DataError(f"{path}: not a readable gzip file ({error}).") from None
+    # A byte-order mark says which encoding follows; it is never part of the text.
+    for mark, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(mark):
+            try:
+                return data[len(mark):].decode(encoding)
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}: invalid {encoding.upper()} at byte offset {error.start + len(mark)} (the file "
+                    f"starts with the {encoding.upper()} byte-order mark)."
+                ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
