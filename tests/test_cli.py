@@ -5,6 +5,7 @@ the installed package (with its packaged configuration) that runs.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -146,6 +147,14 @@ def test_predict_the_class_of_a_text_from_a_finished_run(tmp_path):
     piped = subprocess.run([sys.executable, "-m", "taskzoo.predict", f"run_dir={run_dir}", "file=-"], cwd=tmp_path,
                            input=(tmp_path / "texts.txt").read_text(), capture_output=True, text=True)
     assert piped.stdout.splitlines() == answers
+
+    # A damaged run configuration: one line naming the file, no traceback.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run_dir, damaged)
+    (damaged / ".hydra" / "config.yaml").write_text("task: [unclosed\n")
+    broken = run_cli([f"run_dir={damaged}", "text=fine"], cwd=tmp_path, module="taskzoo.predict")
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert broken.stderr.strip().startswith(f"Error: {damaged / '.hydra' / 'config.yaml'}: not a readable run configuration")
 
 
 def test_predict_help_lists_the_options_of_every_task_and_of_one(tmp_path):

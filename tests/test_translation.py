@@ -388,5 +388,12 @@ def test_a_run_logs_translations_and_attention_and_its_reload_translates_the_sam
     assert completed.stdout.splitlines()[0] == expected
     assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # A picture path under a file: one line naming the path.
+    (tmp_path / "a_file").write_text("")
+    unwritable = run_cli([f"run_dir={run_dir}", "text=one", f"attention={tmp_path / 'a_file' / 'x.png'}"],
+                         cwd=tmp_path, module="taskzoo.predict")
+    assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
+    assert unwritable.stderr.strip().splitlines()[-1].startswith(f"Error: {tmp_path / 'a_file' / 'x.png'}: cannot write the file")
+
     bad = run_cli([f"run_dir={run_dir}", "text=one", "beam_size=0"], cwd=tmp_path, module="taskzoo.predict")
     assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].endswith("beam_size must be 1 or more; received 0.")

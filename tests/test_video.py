@@ -292,3 +292,15 @@ def test_a_reloaded_run_predicts_identically_and_labels_a_video_file(tmp_path):
 
     missing = run_cli([f"run_dir={run_dir}", f"video={tmp_path / 'none.mp4'}"], cwd=tmp_path, module="taskzoo.predict")
     assert missing.returncode != 0 and missing.stderr.strip().endswith("none.mp4: no such video.")
+
+
+def test_label_files_that_are_not_utf8_name_the_file_and_line(tmp_path):
+    from taskzoo.data import video as video_data
+
+    (tmp_path / "labels.csv").write_bytes(b"video,frame,label\nclip.mp4,0,caf\xe9\n")
+    with pytest.raises(DataError, match=r"labels.csv, line 2: invalid UTF-8 byte 0xe9"):
+        video_data.read_label_csv(tmp_path / "labels.csv")
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "clip.txt").write_bytes(b"walk\n\xff\n")
+    with pytest.raises(DataError, match=r"clip.txt, line 2: invalid UTF-8 byte 0xff"):
+        video_data.labels_for(tmp_path / "clip.mp4", tmp_path / "texts")

@@ -10,11 +10,13 @@ line, one line per frame, the layout of the common action-segmentation datasets.
 
 import csv
 import dataclasses
+import io
 import pathlib
 import re
 
 import numpy as np
 
+from taskzoo.data import files
 from taskzoo.errors import DataError
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
@@ -119,7 +121,8 @@ def read_label_csv(path):
     """Reads video,frame,label rows; returns {video name: list of labels in frame order}."""
     path = pathlib.Path(path)
     rows = {}
-    with path.open(newline="", encoding="utf-8") as handle:
+    # read_text names the file and line of a byte that is not UTF-8, and reads byte-order marks.
+    with io.StringIO(files.read_text(path), newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"video", "frame", "label"} - set(reader.fieldnames or [])
         if missing:
@@ -156,7 +159,7 @@ def labels_for(entry, labels_source):
     label_file = pathlib.Path(labels_source) / f"{video_name(entry)}.txt"
     if not label_file.is_file():
         raise DataError(f"{entry}: no label file {label_file}.")
-    lines = label_file.read_text(encoding="utf-8").splitlines()
+    lines = files.read_text(label_file).splitlines()
     for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             raise DataError(f"{label_file}, line {line_number}: empty label.")

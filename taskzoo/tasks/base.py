@@ -54,6 +54,16 @@ def load_run_model(run_dir):
         raise DataError(f"{path}: cannot load the model ({reason[:200]}).") from None
 
 
+def write_output_file(path, data):
+    """Writes the bytes of a file that prediction produces (an attention picture); a path that
+    cannot be written gives one DataError line."""
+    try:
+        with open(path, "wb") as file:
+            file.write(data)
+    except OSError as error:
+        raise DataError(f"{path}: cannot write the file ({error.strerror or error}).") from None
+
+
 class Task:
     """One task pipeline: its data, its model head, its loss and metrics, its exported model.
 

@@ -38,7 +38,7 @@ from taskzoo.data.text import in_memory_options
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import Perplexity, corpus_bleu
-from taskzoo.tasks.base import PredictOption, Task, load_run_model
+from taskzoo.tasks.base import PredictOption, Task, load_run_model, write_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -316,9 +316,13 @@ class CaptioningTask(Task):
             if str(cfg.task.attention) != "soft":
                 raise ConfigError("attention= needs a model trained with task.attention=soft.")
             strip = attention_strip(image, result["tokens"], result["attention"])
+            import io
+
             from PIL import Image
 
-            Image.fromarray(strip).save(options["attention"])
+            png = io.BytesIO()
+            Image.fromarray(strip).save(png, format="png")
+            write_output_file(options["attention"], png.getvalue())
             print(f"Attention over the image, word by word: {options['attention']}")
 
 

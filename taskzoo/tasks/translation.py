@@ -32,7 +32,14 @@ from taskzoo.data.synthetic.number_pairs import generate_pairs
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import Perplexity, corpus_bleu
-from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict, warn_if_mostly_unknown
+from taskzoo.tasks.base import (
+    PredictOption,
+    Task,
+    load_run_model,
+    texts_to_predict,
+    warn_if_mostly_unknown,
+    write_output_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -327,8 +334,7 @@ class TranslationTask(Task):
             if translation["attention"] is None:
                 raise ConfigError("attention= needs a model trained with attention (task.attention=none here).")
             png = attention_heatmap(translation["source_tokens"], translation["tokens"], translation["attention"])
-            with open(options["attention"], "wb") as file:
-                file.write(png)
+            write_output_file(options["attention"], png)
             print(f"Attention heatmap: {options['attention']}")
 
 
