@@ -150,9 +150,10 @@ def predict(arguments):
 
 
 def main():
-    from taskzoo.quiet import import_tensorflow_quietly
+    from taskzoo.quiet import import_tensorflow_quietly, run_first_operations_quietly
 
     import_tensorflow_quietly()
+    run_first_operations_quietly()
     with one_line_errors():
         predict(sys.argv[1:])
 

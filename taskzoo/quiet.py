@@ -25,9 +25,28 @@ def import_tensorflow_quietly():
 
             # Initialising the devices prints a line about CUDA drivers on a machine without them.
             tensorflow.config.list_physical_devices()
-            # The first transpose of a boolean tensor (every masked recurrent layer makes one)
-            # prints, once per process, an error-looking notice that oneDNN falls back to
-            # TensorFlow's own kernel on processors without AVX-512. It is harmless; run one here.
+    finally:
+        os.dup2(saved_descriptor, 2)
+        os.close(saved_descriptor)
+
+
+def run_first_operations_quietly():
+    """Runs, with file descriptor 2 sent to /dev/null, the operation whose first use prints an
+    error-looking notice: the first transpose of a boolean tensor (every masked recurrent layer
+    makes one) says, once per process, that oneDNN falls back to TensorFlow's own kernel on
+    processors without AVX-512. It is harmless.
+
+    Call it after a multi-worker strategy is created: TensorFlow must run no operation before.
+    """
+    import tensorflow
+
+    if os.environ.get("TASKZOO_VERBOSE_IMPORT") == "1":
+        return
+    sys.stderr.flush()
+    saved_descriptor = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
             tensorflow.transpose(tensorflow.constant([[True]]))
     finally:
         os.dup2(saved_descriptor, 2)

@@ -14,10 +14,11 @@ from taskzoo.blocks.recurrent import fused_kernel_warning
 from taskzoo.config import console_verbosity, validate_config
 from taskzoo.distribute import DistributedLoop, build_strategy, is_chief, is_multi_worker, worker_description
 from taskzoo.errors import TrainingError
-from taskzoo.observe.gradients import GradientNormModel
-from taskzoo.observe.time_gradients import longest_batch
 from taskzoo.observe import hparams
+from taskzoo.observe.gradients import GradientNormModel
 from taskzoo.observe.tensorboard import tensorboard_callbacks
+from taskzoo.observe.time_gradients import longest_batch
+from taskzoo.quiet import run_first_operations_quietly
 from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss
 from taskzoo.tasks import build_task, main_metric
 from taskzoo.training import (
@@ -84,6 +85,7 @@ def run(cfg, run_dir=None):
     trainer = cfg.trainer
     # First: a multi-worker strategy must exist before TensorFlow runs anything else.
     strategy = build_strategy(trainer)
+    run_first_operations_quietly()
     chief = is_chief(strategy)
     # Only the chief writes into the run directory; other workers write what the callbacks
     # produce to a temporary directory, deleted at the end.

@@ -242,7 +242,11 @@ def test_predict_from_the_command_line(tmp_path):
         ([f"run_dir={run_dir}", "temperature=hot"], "temperature='hot' is not a valid float."),
         ([f"run_dir={run_dir}", "beam=3"], "Unknown option beam= for a char_lm run"),
         ([f"run_dir={tmp_path / 'nothing'}", "score=ab"], "no such run directory."),
-        ([f"run_dir={tmp_path}", "score=ab"], "not a finished taskzoo run"),
+        ([f"run_dir={tmp_path / 'samples_only'}", "score=ab"], "no finished taskzoo run in it or below it"),
     ]:
+        (tmp_path / "samples_only").mkdir(exist_ok=True)
         failed = run_cli(arguments, cwd=tmp_path, module="taskzoo.predict")
         assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
+    # A folder with the run below it: the run answers, and a line says which.
+    found = run_cli([f"run_dir={tmp_path}", "score=ab"], cwd=tmp_path, module="taskzoo.predict")
+    assert found.returncode == 0 and f"Using the newest finished run below {tmp_path}: {run_dir}" in found.stderr

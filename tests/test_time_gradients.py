@@ -177,11 +177,11 @@ def test_the_jump_detector_fires_once_per_lasting_jump():
 
 def test_the_jump_detector_stays_silent_on_the_recorded_default_runs():
     # The global gradient norm of every step of healthy default runs (sentiment with each cell,
-    # video, captioning and translation, recorded with trainer.log_every_n_steps=1): single-step
+    # char_lm, video, captioning and translation, recorded with trainer.log_every_n_steps=1): single-step
     # spikes as a model learns its task, and noise on a loss near zero that is tens of times its
     # recent mean.
     recorded = np.load(pathlib.Path(__file__).parent / "data" / "healthy_gradient_norms.npz")
-    assert len(recorded.files) == 6
+    assert len(recorded.files) == 7
     for name in recorded.files:
         detector = JumpDetector(factor=20.0, window=50, steps=3)
         assert [step for step, norm in enumerate(recorded[name], 1) if detector.update(float(norm))] == [], name
