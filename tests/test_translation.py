@@ -397,3 +397,11 @@ def test_a_run_logs_translations_and_attention_and_its_reload_translates_the_sam
 
     bad = run_cli([f"run_dir={run_dir}", "text=one", "beam_size=0"], cwd=tmp_path, module="taskzoo.predict")
     assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].endswith("beam_size must be 1 or more; received 0.")
+
+
+def test_decoding_scores_respect_the_evaluation_cap_of_smoke_runs():
+    # A smoke run evaluates 2 batches of 8: its BLEU decodes at most those 16 pairs.
+    smoke = TranslationTask(translation_config())
+    assert smoke.decode_limit(1000) == 16 and smoke.decode_limit(1000, limit=8) == 8
+    full = TranslationTask(translation_config("trainer.evaluation_steps=null"))
+    assert full.decode_limit(1000) == 1000 and full.decode_limit(1000, limit=300) == 300
