@@ -27,29 +27,18 @@ import yaml
 
 
 def find_runs(paths):
-    """The finished run directories in or below the given paths, in name order, without repeats."""
+    """The finished, tested run directories in or below the given paths, in name order, without
+    repeats."""
+    from taskzoo.rundir import finished_runs_in
+
     runs = []
     for path in map(pathlib.Path, paths):
         if not path.is_dir():
             raise SystemExit(f"Error: {path}: no such directory.")
-        runs += [run for run in find_runs_below(path) if run not in runs and not is_interrupted(run)]
+        runs += [run for run in finished_runs_in(path, with_results=True) if run not in runs]
     if not runs:
         raise SystemExit(f"Error: no finished runs (metrics.json) in {', '.join(map(str, paths))}.")
     return runs
-
-
-def find_runs_below(path):
-    return [marker.parent for marker in sorted(pathlib.Path(path).rglob("metrics.json"))]
-
-
-def is_interrupted(run):
-    """True for a run that did not finish: stopped by a signal, or with an unreadable
-    `metrics.json`."""
-    try:
-        metrics = json.loads((run / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return True
-    return not isinstance(metrics, dict) or bool(metrics.get("interrupted")) or "test" not in metrics
 
 
 def overrides_of(run):
@@ -99,13 +88,12 @@ def table(runs):
 def format_value(value):
     """A cell of the printed table: metrics with four decimals, and long numbers among the
     overrides (a search's sampled values) with four significant digits; CSV keeps them whole."""
+    from taskzoo.observe.hparams import short_number
+
     if isinstance(value, float):
         return f"{value:.4f}"
-    if isinstance(value, str) and len(value) > 8:
-        try:
-            return f"{float(value):.4g}"
-        except ValueError:
-            pass
+    if isinstance(value, str):
+        return short_number(value)
     return "" if value is None else str(value)
 
 
@@ -191,18 +179,18 @@ def plot_curves(rows, metric, differing, path):
 def write_sweep_comparison(sweep_dir):
     """At the end of a sweep: prints the comparison table of its finished jobs and writes it
     (`comparison.md`) with the learning curves (`curves.png`) into the sweep directory."""
-    runs = [run for run in find_runs_below(sweep_dir) if not is_interrupted(run)]
+    from taskzoo.rundir import finished_runs_in
+
+    runs = finished_runs_in(sweep_dir, with_results=True)
     if not runs:
         return
     rows, columns, metric, differing = table(runs)
-    for row in rows:
-        row["run"] = str(pathlib.Path(row["run"]).relative_to(sweep_dir))
-    print(f"\nComparison of the sweep's {len(rows)} finished run(s), best first by {metric}:")
-    print(render(rows, columns, "text"), end="")
-    (sweep_dir / "comparison.md").write_text(render(rows, columns, "markdown"))
-    for row in rows:
-        row["run"] = str(sweep_dir / row["run"])
     plot_curves(rows, metric, differing, sweep_dir / "curves.png")
+    # The table names the runs by their directory inside the sweep.
+    relative = [{**row, "run": str(pathlib.Path(row["run"]).relative_to(sweep_dir))} for row in rows]
+    print(f"\nComparison of the sweep's {len(rows)} finished run(s), best first by {metric}:")
+    print(render(relative, columns, "text"), end="")
+    (sweep_dir / "comparison.md").write_text(render(relative, columns, "markdown"))
     print(f"Written to {sweep_dir / 'comparison.md'} and {sweep_dir / 'curves.png'}.")
 
 

@@ -35,18 +35,6 @@ def parse_options(arguments):
     return options
 
 
-def is_finished_run(directory):
-    from taskzoo.rundir import FINISHED_MARKER, is_interrupted
-
-    marker = directory / FINISHED_MARKER
-    return (
-        (directory / ".hydra" / "config.yaml").is_file()
-        and (directory / "model.keras").is_file()
-        and marker.is_file()
-        and not is_interrupted(marker)
-    )
-
-
 def find_run(path):
     """The run to predict with: `path` itself when it holds a run, else the newest finished run
     below it (by the time its `metrics.json` was written), announced on standard error."""
@@ -57,7 +45,12 @@ def find_run(path):
         if not (path / "model.keras").is_file():
             raise ConfigError(f"{path}: not a finished taskzoo run (it has no model.keras).")
         return path
-    runs = [marker.parent for marker in path.rglob("metrics.json") if is_finished_run(marker.parent)]
+    from taskzoo.rundir import finished_runs_in
+
+    runs = [
+        run for run in finished_runs_in(path, with_results=True)
+        if (run / ".hydra" / "config.yaml").is_file() and (run / "model.keras").is_file()
+    ]
     if not runs:
         raise ConfigError(
             f"{path}: no finished taskzoo run in it or below it (expected .hydra/config.yaml, "

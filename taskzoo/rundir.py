@@ -31,14 +31,24 @@ def is_interrupted(marker):
         return False
 
 
-def finished_runs_in(directory):
-    """Returns the finished runs found in `directory` or below it (interrupted runs excepted)."""
+def has_results(marker):
+    """True for the metrics.json of a run that trained to its end and was tested (not one
+    stopped by a signal or a non-finite loss, nor an unreadable file)."""
+    try:
+        metrics = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and not metrics.get("interrupted") and "test" in metrics
+
+
+def finished_runs_in(directory, with_results=False):
+    """Returns the finished runs found in `directory` or below it (interrupted runs excepted),
+    in name order; with `with_results`, only those that were tested (see `has_results`)."""
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         return []
-    return sorted(
-        path.parent for path in directory.rglob(FINISHED_MARKER) if not is_interrupted(path)
-    )
+    keep = has_results if with_results else (lambda marker: not is_interrupted(marker))
+    return sorted(path.parent for path in directory.rglob(FINISHED_MARKER) if keep(path))
 
 
 class DirectoryInUse(Exception):

@@ -56,22 +56,6 @@ def objective(results):
     return float(results["validation"].get(name, math.nan))
 
 
-def hparams_identity(run_dir):
-    """(trial ID, config-group choices, declares its own experiment) of this run for TensorBoard's
-    HParams tab: a single run declares its experiment and is named by its directory; a job of a
-    sweep is named by its values of the swept keys, under the experiment its sweep declared."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return hparams.run_name(run_dir), {}, True
-    hydra_config = HydraConfig.get()
-    swept = hparams.read_swept_keys(hydra_config.sweep.dir) or []
-    choices = {key: hydra_config.runtime.choices[key] for key in swept if key in hydra_config.runtime.choices}
-    fallback = hydra_config.job.override_dirname or hparams.run_name(run_dir)
-    return hparams.trial_id_of_job(hydra_config.overrides.task, swept, fallback), choices, False
-
-
 def run(cfg, run_dir=None):
     """Trains, evaluates and saves one run; returns the `metrics.json` content.
 
@@ -151,10 +135,7 @@ def _run(cfg, run_dir, output_dir, strategy, chief):
         ),
         *budget, *schedule,
     ]
-    trial_id, group_choices, declares_experiment = hparams_identity(run_dir)
-    if declares_experiment:
-        hparams.declare_experiment(output_dir, cfg.task.name)
-    hparams.write_run_hyperparameters(output_dir, cfg, trial_id, group_choices)
+    hparams.write_run_entry(output_dir, cfg, run_dir)
 
     stopper.install()
     try:

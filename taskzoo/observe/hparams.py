@@ -120,8 +120,24 @@ def run_hyperparameters(cfg, group_choices=None):
     return flat
 
 
-def write_run_hyperparameters(log_dir, cfg, trial_id, group_choices=None):
-    """Writes one run's hyperparameters for the HParams tab under `trial_id`."""
+def write_run_entry(log_dir, cfg, run_dir):
+    """Writes one run's entry in the HParams tab: a single run declares its experiment and is
+    named by its directory; a job of a sweep is named by its values of the swept keys, under the
+    experiment its sweep declared."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    group_choices = {}
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        trial_id = run_name(run_dir)
+        declare_experiment(log_dir, cfg.task.name)
+    else:
+        hydra_config = HydraConfig.get()
+        swept = read_swept_keys(hydra_config.sweep.dir) or []
+        choices = hydra_config.runtime.choices
+        group_choices = {key: choices[key] for key in swept if key in choices}
+        fallback = hydra_config.job.override_dirname or run_name(run_dir)
+        trial_id = trial_id_of_job(hydra_config.overrides.task, swept, fallback)
     with tf.summary.create_file_writer(str(log_dir)).as_default():
         hparams_api.hparams(run_hyperparameters(cfg, group_choices), trial_id=trial_id)
 
@@ -145,12 +161,13 @@ def trial_id_of_job(job_overrides, swept, fallback):
     for override in job_overrides:
         key, _, value = str(override).partition("=")
         values[key.lstrip("+~")] = value
-    chosen = [f"{key}={_short(values[key])}" for key in swept if key in values]
+    chosen = [f"{key}={short_number(values[key])}" for key in swept if key in values]
     return ",".join(chosen) or fallback
 
 
-def _short(value):
-    """A sampled number with four significant digits (`0.0003162`), anything else as it is."""
+def short_number(value):
+    """A long number written as text (a search's sampled value) with four significant digits
+    (`0.0003162`); any other text as it is."""
     if len(value) > 8:
         try:
             return f"{float(value):.4g}"
