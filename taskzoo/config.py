@@ -376,8 +376,9 @@ class TranslationTaskConfig:
     max_output_length: Optional[int] = None
     # Validation sentences whose translations and attention matrices go to TensorBoard each epoch.
     sample_sentences: int = 4
-    # Validation pairs translated (greedily) for the per-epoch val_bleu (null: all of them).
-    validation_bleu_pairs: Optional[int] = 1000
+    # Validation pairs translated (greedily) for the per-epoch val_bleu (null: all of them); the
+    # final scores translate every pair.
+    eval_decode_examples: Optional[int] = 1000
 
 
 @dataclasses.dataclass
@@ -437,10 +438,11 @@ class CaptioningTaskConfig:
     # Decoding of the final scores and of predict: beam_size 1 is greedy search.
     beam_size: int = 3
     length_penalty: float = 0.0
-    # Validation images captioned (and drawn with their attention) in TensorBoard each epoch, and
-    # captioned greedily for the per-epoch val_bleu4 (null: all of them).
+    # Validation images captioned (and drawn with their attention) in TensorBoard each epoch.
     sample_images: int = 4
-    validation_bleu_images: Optional[int] = 500
+    # Validation images captioned greedily for the per-epoch val_bleu4 (null: all of them); the
+    # final scores caption every image.
+    eval_decode_examples: Optional[int] = 1000
 
 
 @dataclasses.dataclass
@@ -552,8 +554,8 @@ def validate_config(cfg: DictConfig):
                 "task.data.max_characters", "task.seq_length", "task.sample_length",
                 "task.frame_size", "task.frame_stride", "task.max_frames", "task.frame_features",
                 "task.strip_frames", "task.data.max_length", "task.min_frequency", "task.beam_size",
-                "task.max_output_length", "task.validation_bleu_pairs", "task.image_size",
-                "task.image_features", "task.validation_bleu_images"):
+                "task.max_output_length", "task.eval_decode_examples", "task.image_size",
+                "task.image_features"):
         _check(cfg, key, *positive)
     fractions = [OmegaConf.select(cfg, f"task.data.{name}_fraction") for name in ("validation", "test")]
     if None not in fractions and sum(fractions) >= 1:

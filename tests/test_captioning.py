@@ -11,7 +11,8 @@ from PIL import Image
 
 from conftest import compose_config, event_tags, run_cli
 from taskzoo import train
-from taskzoo.blocks.decoding import beam_search, greedy_decode
+import reference_decoding
+from taskzoo.blocks import decoding
 from taskzoo.data import parallel
 from taskzoo.data.synthetic.scenes import generate_scenes
 from taskzoo.errors import ConfigError, DataError
@@ -21,7 +22,7 @@ from taskzoo.tasks.captioning import Captioner, CaptioningTask, bleu_scores
 TINY_CAPTIONING = [
     "task=captioning", "trainer=smoke", "model=gru", "model.units=8", "model.embedding_dim=8",
     "task.cnn_filters=[4,8]", "task.image_features=8", "task.image_size=16", "task.data.num_train=32",
-    "task.data.num_validation=8", "task.data.num_test=8", "task.validation_bleu_images=8", "task.beam_size=2",
+    "task.data.num_validation=8", "task.data.num_test=8", "task.eval_decode_examples=8", "task.beam_size=2",
 ]
 
 
@@ -80,14 +81,42 @@ def test_a_beam_of_width_one_equals_greedy_search(attention, feed):
     task = tiny_task(f"task.attention={attention}", f"task.feed_features={feed}", "model=lstm", "model.num_layers=2")
     captioner = Captioner(task.build_model(), task.tokenizer, task.vocabulary, 6)
     generator = captioner.generator
-    states, memory_inputs = generator.encode(tf.constant(task.images["test"]))
-    arguments = (generator.step, states, memory_inputs, np.full(8, 6), parallel.START_ID, parallel.END_ID)
-    greedy = greedy_decode(*arguments)
-    beam = beam_search(*arguments, beam_size=1)
+    images, max_lengths = tf.constant(task.images["test"]), np.full(8, 6)
+    greedy = generator.generate(images, max_lengths, beam_size=1)
+    beam = decoding.decoded_results(decoding.beam_search(
+        generator.step, *generator.encode(images), max_lengths, parallel.START_ID, parallel.END_ID,
+        beam_size=1, banned_ids=generator.banned_ids))
     assert [result["tokens"] for result in beam] == [result["tokens"] for result in greedy]
     assert [result["score"] for result in beam] == pytest.approx([result["score"] for result in greedy])
     if attention == "none":
         assert greedy[0]["attention"] is None or greedy[0]["attention"].shape[-1] == 1
+
+
+def test_the_compiled_decoder_captions_as_the_reference_decoders_do():
+    # A small captioner with soft attention over the image grid, trained until its captions
+    # end at different lengths.
+    keras.utils.set_random_seed(2)
+    task = tiny_task("task.attention=soft", "model=lstm", "model.units=16", "task.data.num_train=128")
+    train_data, _, _ = task.datasets()
+    network = task.build_model()
+    network.compile(optimizer=keras.optimizers.Adam(0.01), loss=task.loss())
+    network.fit(train_data, epochs=15, steps_per_epoch=task.steps_per_epoch, shuffle=False, verbose=0)
+    generator = Captioner(network, task.tokenizer, task.vocabulary, 8).generator
+    images = tf.constant(task.images["train"][:16])
+    max_lengths = np.full(16, 8)
+    states, memory_inputs = generator.encode(images)
+    arguments = (generator.step, states, memory_inputs, max_lengths, parallel.START_ID, parallel.END_ID)
+    for beam_size in (1, 3):
+        results = generator.generate(images, max_lengths, beam_size, 0.6)
+        if beam_size == 1:
+            expected = reference_decoding.greedy_decode(*arguments, banned_ids=generator.banned_ids)
+        else:
+            expected = reference_decoding.beam_search(*arguments, beam_size, 0.6, banned_ids=generator.banned_ids)
+        assert [result["tokens"] for result in results] == [result["tokens"] for result in expected]
+        assert len({len(result["tokens"]) for result in results}) > 1
+        for result, reference in zip(results, expected):
+            assert result["score"] == pytest.approx(reference["score"], rel=1e-6)
+            np.testing.assert_allclose(result["attention"], reference["attention"], atol=1e-6)
 
 
 def test_the_decoder_without_attention_sees_the_image_only_through_its_initial_state():

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import reference_decoding
 from conftest import compose_config, run_cli
 from taskzoo import train
 from taskzoo.blocks.recurrent import reset_recurrent_states
@@ -129,6 +130,25 @@ def test_sampling_is_repeatable_with_a_seed(generator):
     first = generate(model, vocabulary, "t", 40, temperature=1.0, seed=7)
     assert generate(model, vocabulary, "t", 40, temperature=1.0, seed=7) == first
     assert generate(model, vocabulary, "t", 40, temperature=1.0, seed=8) != first
+
+
+def reference_generate(model, vocabulary, prompt, length, temperature, top_k, seed):
+    """Generation as taskzoo did it before its compiled loop: one model call per character."""
+    rng = np.random.default_rng(seed)
+    reset_recurrent_states(model)
+    logits = model.predict_on_batch(vocabulary.encode(prompt)[None])[0, -1]
+    generated = []
+    for _ in range(length):
+        generated.append(reference_decoding.choose_token(logits, temperature, top_k, rng))
+        logits = model.predict_on_batch(np.array([[generated[-1]]], dtype="int32"))[0, -1]
+    return vocabulary.decode(generated)
+
+
+@pytest.mark.parametrize("temperature, top_k, seed", [(1.0, None, 7), (0.5, 5, 3), (1.5, 2, 11), (0.0, None, None)])
+def test_the_compiled_sampler_draws_what_the_reference_sampler_draws(generator, temperature, top_k, seed):
+    model, vocabulary = generator
+    expected = reference_generate(model, vocabulary, "def f", 60, temperature, top_k, seed)
+    assert generate(model, vocabulary, "def f", 60, temperature, top_k, seed) == expected
 
 
 def test_score_is_the_sum_of_per_character_log_probabilities(generator):

@@ -13,7 +13,8 @@ from conftest import compose_config, event_tags, run_cli
 from taskzoo import train
 from taskzoo.blocks.attention import AdditiveAttention, MultiplicativeAttention
 from taskzoo.blocks.decoder import RecurrentDecoder, StateBridge
-from taskzoo.blocks.decoding import beam_search, greedy_decode
+import reference_decoding
+from taskzoo.blocks import decoding
 from taskzoo.data import parallel
 from taskzoo.data.synthetic.number_pairs import date_pair, generate_pairs, number_pair
 from taskzoo.errors import ConfigError, DataError
@@ -22,7 +23,7 @@ from taskzoo.tasks.translation import TranslationTask, Translator
 TINY_TRANSLATION = [
     "task=translation", "trainer=smoke", "model.units=8", "model.embedding_dim=8",
     "task.data.num_train=64", "task.data.num_validation=8", "task.data.num_test=8",
-    "task.validation_bleu_pairs=8", "task.beam_size=2",
+    "task.eval_decode_examples=8", "task.beam_size=2",
 ]
 
 
@@ -132,20 +133,107 @@ def random_translator(attention="additive"):
     return task, Translator(task.build_model(), task.tokenizer, task.source_vocabulary, task.target_vocabulary)
 
 
+TRAINED_DECODERS = [("gru", "additive"), ("lstm", "multiplicative"), ("rnn", "none")]
+
+
+@pytest.fixture(scope="module", params=TRAINED_DECODERS, ids=lambda cell_attention: "-".join(cell_attention))
+def trained_translator(request):
+    """A small translator trained for 80 steps: confident enough that its translations end at
+    different lengths, and that beam search and greedy search differ."""
+    cell, attention = request.param
+    keras.utils.set_random_seed(1)
+    task = tiny_task(f"model={cell}", f"task.attention={attention}", "model.units=16", "task.data.num_train=256")
+    train_data, _, _ = task.datasets()
+    network = task.build_model()
+    network.compile(optimizer=keras.optimizers.Adam(0.01), loss=task.loss())
+    network.fit(train_data, epochs=20, steps_per_epoch=task.steps_per_epoch, shuffle=False, verbose=0)
+    translator = Translator(network, task.tokenizer, task.source_vocabulary, task.target_vocabulary)
+    sources = [source for source, _ in task.pairs["train"][:24]]
+    source_ids = tf.constant(parallel.padded(
+        [task.source_vocabulary.encode(task.tokenizer.tokenize(source)) for source in sources]))
+    return translator.generator, source_ids
+
+
+def reference_decode(generator, source_ids, max_lengths, beam_size, length_penalty):
+    """What taskzoo's decoders gave before the compiled loop, on the same model."""
+    states, memory_inputs = generator.encode(source_ids)
+    arguments = (generator.step, states, memory_inputs, max_lengths, parallel.START_ID, parallel.END_ID)
+    if beam_size == 1:
+        return reference_decoding.greedy_decode(*arguments, banned_ids=generator.banned_ids)
+    return reference_decoding.beam_search(*arguments, beam_size=beam_size, length_penalty=length_penalty,
+                                          banned_ids=generator.banned_ids)
+
+
+def assert_same_results(results, expected):
+    assert [result["tokens"] for result in results] == [result["tokens"] for result in expected]
+    np.testing.assert_allclose([result["score"] for result in results], [result["score"] for result in expected],
+                               rtol=1e-6)
+    for result, reference in zip(results, expected):
+        if reference["attention"] is None:
+            assert result["attention"] is None
+        else:
+            np.testing.assert_allclose(result["attention"], reference["attention"], atol=1e-6)
+
+
+@pytest.mark.parametrize("beam_size, length_penalty", [(1, 0.0), (2, 0.0), (5, 0.6), (3, 1.5)])
+def test_the_compiled_decoder_gives_the_reference_decoders_answers(trained_translator, beam_size, length_penalty):
+    generator, source_ids = trained_translator
+    # Different maximum lengths in one batch: some translations are cut, others end.
+    max_lengths = np.tile([4, 12, 7], len(source_ids))[: len(source_ids)]
+    results = generator.generate(source_ids, max_lengths, beam_size, length_penalty)
+    expected = reference_decode(generator, source_ids, max_lengths, beam_size, length_penalty)
+    assert_same_results(results, expected)
+    lengths = {len(result["tokens"]) for result in results}
+    assert len(lengths) > 2, "the test model should give translations of several lengths"
+    if beam_size == 1:
+        beam_results = generator.generate(source_ids, max_lengths, 5, 0.0)
+        assert [result["tokens"] for result in beam_results] != [result["tokens"] for result in results]
+
+
+def test_one_sentence_alone_is_decoded_as_in_a_batch(trained_translator):
+    generator, source_ids = trained_translator
+    max_lengths = np.full(len(source_ids), 10)
+    for beam_size in (1, 4):
+        together = generator.generate(source_ids, max_lengths, beam_size, 0.6)
+        for index in (0, 5, len(source_ids) - 1):
+            alone = generator.generate(source_ids[index : index + 1], max_lengths[:1], beam_size, 0.6)
+            assert alone[0]["tokens"] == together[index]["tokens"]
+            assert alone[0]["score"] == pytest.approx(together[index]["score"], abs=1e-5)
+
+
 @pytest.mark.parametrize("attention", ["additive", "none"])
 def test_a_beam_of_width_one_equals_greedy_search(attention):
     task, translator = random_translator(attention)
     sources = [source for source, _ in task.pairs["validation"]]
     greedy = translator.translate(sources, beam_size=1)
-    states, memory_inputs = translator.generator.encode(tf.constant(parallel.padded(
-        [task.source_vocabulary.encode(task.tokenizer.tokenize(source)) for source in sources])))
+    source_ids = tf.constant(parallel.padded(
+        [task.source_vocabulary.encode(task.tokenizer.tokenize(source)) for source in sources]))
     lengths = np.full(len(sources), 12)
-    arguments = (translator.generator.step, states, memory_inputs, lengths, parallel.START_ID, parallel.END_ID)
-    by_greedy = greedy_decode(*arguments)
-    by_beam = beam_search(*arguments, beam_size=1, length_penalty=0.6)
+    by_greedy = translator.generator.generate(source_ids, lengths, 1)
+    by_beam = decoding.decoded_results(decoding.beam_search(
+        translator.generator.step, *translator.generator.encode(source_ids), lengths, parallel.START_ID,
+        parallel.END_ID, beam_size=1, length_penalty=0.6, banned_ids=translator.generator.banned_ids))
     assert [result["tokens"] for result in by_beam] == [result["tokens"] for result in by_greedy]
     assert [result["score"] for result in by_beam] == pytest.approx([result["score"] for result in by_greedy])
     assert len(greedy) == len(sources) and all(isinstance(result["text"], str) for result in greedy)
+
+
+def table_step(table):
+    """A decoder whose next-token probabilities depend on the previous token only."""
+    log_table = tf.constant(np.log(table))
+
+    def step(tokens, states, memory_inputs):
+        return tf.gather(log_table, tokens), states, None
+
+    return step
+
+
+def decode_with_table(table, max_length, beam_size, length_penalty=0.0):
+    states, memory = tf.zeros((1, 1)), tf.zeros((1, 1))
+    arguments = (table_step(table), states, memory, [max_length], parallel.START_ID, parallel.END_ID)
+    if beam_size == 1:
+        return decoding.decoded_results(decoding.sample_search(*arguments))[0]
+    return decoding.decoded_results(decoding.beam_search(*arguments, beam_size, length_penalty))[0]
 
 
 def test_beam_search_finds_the_translation_that_greedy_search_misses():
@@ -158,16 +246,11 @@ def test_beam_search_finds_the_translation_that_greedy_search_misses():
     table[b, [end, a]] = [0.98, 0.02]
     table /= table.sum(axis=1, keepdims=True)
 
-    def step(tokens, states, memory_inputs):
-        return np.log(table[np.asarray(tokens)]), states, None
-
-    states, memory = tf.zeros((1, 1)), tf.zeros((1, 1))
-    greedy = greedy_decode(step, states, memory, [2], start, end)[0]
-    beam = beam_search(step, states, memory, [2], start, end, beam_size=2)[0]
+    greedy = decode_with_table(table, 2, beam_size=1)
+    beam = decode_with_table(table, 2, beam_size=2)
     assert greedy["tokens"] == [a, a] and beam["tokens"] == [b]
     assert beam["score"] == pytest.approx(np.log(0.4 * 0.98), rel=1e-6)
     assert greedy["score"] == pytest.approx(np.log(0.6 * 0.35), rel=1e-6)  # cut at the maximum length
-    assert beam_search(step, states, memory, [2], start, end, beam_size=1)[0]["tokens"] == greedy["tokens"]
 
 
 def test_unlikely_early_endings_do_not_stop_the_beam_before_the_likely_translation_ends():
@@ -181,14 +264,8 @@ def test_unlikely_early_endings_do_not_stop_the_beam_before_the_likely_translati
     table[b, [c, end]] = [0.97, 0.01]
     table[c, end] = 0.97
     table /= table.sum(axis=1, keepdims=True)
-
-    def step(tokens, states, memory_inputs):
-        return np.log(table[np.asarray(tokens)]), states, None
-
-    states, memory = tf.zeros((1, 1)), tf.zeros((1, 1))
     for length_penalty in (0.0, 0.6):
-        result = beam_search(step, states, memory, [10], start, end, beam_size=2, length_penalty=length_penalty)[0]
-        assert result["tokens"] == [a, b, c]
+        assert decode_with_table(table, 10, beam_size=2, length_penalty=length_penalty)["tokens"] == [a, b, c]
 
 
 def test_the_maximum_output_length_is_respected_by_both_decoders():

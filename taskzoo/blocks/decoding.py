@@ -1,54 +1,37 @@
-"""Choosing the next token from a model's logits: greedy, or sampled with temperature and top-k."""
+"""Generating sequences with a recurrent decoder: greedy search, sampling and beam search.
+
+Each search generates a whole batch inside one TensorFlow loop (`tf.while_loop`), so a batch
+costs one compiled call however long its outputs are, and the bookkeeping of beam search
+(the best extensions over beams × vocabulary, the hypotheses that ended, the states that follow
+their hypotheses) is done on tensors for the whole batch at once.
+
+The searches drive a `step` function:
+
+    step(tokens, states, memory_inputs) -> (logits, states, attention weights or None)
+
+where tokens is (batch,), logits (batch, vocabulary), states a nested structure of (batch, ...)
+tensors and memory_inputs a nested structure of (batch, ...) tensors that every step reads (the
+encoder's outputs, their attention projection, the mask). Beam search keeps `beam_size`
+hypotheses per example by repeating each example's states and memory along the batch axis.
+
+Both searches return a `Decoded` tuple of tensors; `decoded_results` turns it into one dict per
+example. Log-probabilities are summed in float64, so long outputs rank the same way in any batch.
+"""
+
+import collections
 
 import numpy as np
+import tensorflow as tf
 
+Decoded = collections.namedtuple("Decoded", ["tokens", "token_counts", "step_counts", "scores", "attention"])
+Decoded.__doc__ = """The output of a search, one row per example.
 
-def choose_token(logits, temperature, top_k, rng):
-    """Returns the index of the next token.
-
-    Args:
-        logits: (vocabulary,) unnormalised log-probabilities.
-        temperature: 0 picks the most likely token (greedy); otherwise logits are divided by it
-            before sampling, so values below 1 sharpen the distribution and above 1 flatten it.
-        top_k: sample only among the k most likely tokens (None or 0: all of them).
-        rng: a numpy Generator, for repeatable sampling.
-    """
-    logits = np.asarray(logits, dtype="float64")
-    if temperature == 0:
-        return int(np.argmax(logits))
-    if temperature < 0:
-        raise ValueError(f"temperature must be 0 or more; received {temperature}.")
-    scaled = logits / temperature
-    if top_k:
-        # Everything below the k-th largest logit is left out.
-        threshold = np.sort(scaled)[-min(top_k, scaled.size)]
-        scaled = np.where(scaled >= threshold, scaled, -np.inf)
-    probabilities = np.exp(scaled - scaled.max())
-    probabilities /= probabilities.sum()
-    return int(rng.choice(probabilities.size, p=probabilities))
-
-
-# Decoding a whole sequence with a recurrent decoder: greedy and beam search.
-#
-# Both work on a batch of examples at once and drive a `step` function:
-#     step(tokens, states, memory_inputs) -> (logits, states, attention weights or None)
-# where tokens is (batch,), states a nested structure of (batch, ...) tensors and memory_inputs
-# a nested structure of (batch, ...) tensors that every step reads (the encoder's outputs, their
-# attention projection, the mask). Beam search keeps `beam_size` hypotheses per example by
-# repeating each example's states and memory along the batch axis.
-
-
-def _gather(structure, indices):
-    """Selects rows `indices` of every tensor in a nested structure."""
-    import tensorflow as tf
-
-    return tf.nest.map_structure(lambda tensor: tf.gather(tensor, indices), structure)
-
-
-def _log_softmax(logits):
-    logits = np.asarray(logits, dtype="float64")
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+tokens: (batch, steps) int32, the generated tokens, end token excluded, padded after
+    `token_counts`. token_counts: (batch,) the number of generated tokens. step_counts: (batch,) the
+    number of decoding steps (the end token's step included). scores: (batch,) float64, the sum of
+    the tokens' log-probabilities (the end token's included). attention: (batch, steps, positions),
+    one row of weights per step, or None for a decoder without attention.
+"""
 
 
 def length_normalizer(length, alpha):
@@ -56,156 +39,245 @@ def length_normalizer(length, alpha):
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def greedy_decode(step, states, memory_inputs, max_lengths, start_id, end_id, banned_ids=()):
-    """Picks the most likely token at every step until the end token or `max_lengths`; the
-    `banned_ids` (padding, the start token) are never chosen.
+def log_probabilities(logits, banned_ids=()):
+    """(batch, vocabulary) float64 log-probabilities; the `banned_ids` get -inf."""
+    result = tf.nn.log_softmax(tf.cast(logits, tf.float64), axis=-1)
+    return _ban(result, banned_ids)
 
-    Returns one dict per example: `tokens` (without the end token), `attention` (one row of
-    weights per generated token, end token included; None without attention) and `score` (the
-    sum of the chosen tokens' log-probabilities).
-    """
-    max_lengths = np.asarray(max_lengths)
-    batch = len(max_lengths)
-    tokens = np.full(batch, start_id, dtype="int32")
-    chosen, attention = [], []
-    scores = np.zeros(batch)
-    # The number of steps each example has taken; it stops counting once the example is done.
-    steps = np.zeros(batch, dtype="int64")
-    done = np.zeros(batch, dtype=bool)
-    for position in range(int(max_lengths.max())):
+
+def _ban(values, banned_ids):
+    if not banned_ids:
+        return values
+    banned = tf.reduce_any(tf.one_hot(list(banned_ids), tf.shape(values)[-1], dtype=tf.int32) > 0, axis=0)
+    return tf.where(banned[None, :], tf.constant(-np.inf, values.dtype), values)
+
+
+def sampled_tokens(logits, temperature, top_k, uniforms):
+    """Draws one token per row from softmax(logits / temperature), among the `top_k` likeliest
+    (0: all). `uniforms` (batch,) are draws from [0, 1): the token is the first whose cumulative
+    probability exceeds the draw, as numpy's `Generator.choice` picks it, so a numpy generator's
+    `random()` values make the choice repeatable."""
+    scaled = tf.cast(logits, tf.float64) / temperature
+    if top_k:
+        # Everything below the k-th largest logit is left out.
+        k = tf.minimum(top_k, tf.shape(scaled)[-1])
+        threshold = tf.math.top_k(scaled, k=k).values[:, -1:]
+        scaled = tf.where(scaled >= threshold, scaled, tf.constant(-np.inf, tf.float64))
+    probabilities = tf.exp(scaled - tf.reduce_max(scaled, axis=-1, keepdims=True))
+    cumulative = tf.cumsum(probabilities, axis=-1)
+    cumulative /= cumulative[:, -1:]
+    chosen = tf.searchsorted(cumulative, tf.cast(uniforms, tf.float64)[:, None], side="right")[:, 0]
+    return tf.cast(chosen, tf.int32)
+
+
+def sample_search(step, states, memory_inputs, max_lengths, start_id, end_id, banned_ids=(),
+                  temperature=0.0, top_k=0, uniforms=None):
+    """Generates until the end token or `max_lengths` (batch,): the most likely token at every
+    step (temperature 0, greedy search), or a token sampled with `temperature` and `top_k`
+    using `uniforms` (batch, max steps) of draws from [0, 1). The `banned_ids` (padding, the start
+    token) are never chosen. Returns a `Decoded` tuple."""
+    max_lengths = tf.cast(max_lengths, tf.int32)
+    batch = tf.shape(max_lengths)[0]
+    max_steps = tf.reduce_max(max_lengths)
+    has_attention = []
+
+    def body(position, tokens, states, scores, steps, done, chosen, attention):
         logits, states, weights = step(tokens, states, memory_inputs)
-        log_probabilities = _log_softmax(logits)
-        log_probabilities[:, list(banned_ids)] = -np.inf
-        tokens = log_probabilities.argmax(axis=-1).astype("int32")
+        log_probs = log_probabilities(logits, banned_ids)
+        if temperature == 0:
+            tokens = tf.cast(tf.argmax(log_probs, axis=-1), tf.int32)
+        else:
+            tokens = sampled_tokens(_ban(logits, banned_ids), temperature, top_k, uniforms[:, position])
         live = ~done
-        scores[live] += log_probabilities[live, tokens[live]]
-        steps[live] += 1
-        chosen.append(tokens)
+        scores += tf.where(live, tf.gather(log_probs, tokens, batch_dims=1), tf.constant(0.0, tf.float64))
+        steps += tf.cast(live, tf.int32)
+        chosen = chosen.write(position, tokens)
         if weights is not None:
-            attention.append(np.asarray(weights))
-        done |= (tokens == end_id) | (steps >= max_lengths)
-        if done.all():
-            break
-    chosen = np.stack(chosen, axis=1)  # (batch, steps)
-    attention = np.stack(attention, axis=1) if attention else None  # (batch, steps, positions)
-    results = []
-    for example in range(batch):
-        taken = chosen[example, : steps[example]]
-        ended = len(taken) > 0 and taken[-1] == end_id
-        results.append(
-            {
-                "tokens": [int(token) for token in (taken[:-1] if ended else taken)],
-                "attention": None if attention is None else attention[example, : steps[example]],
-                "score": float(scores[example]),
-            }
-        )
-    return results
+            has_attention.append(True)
+            attention = attention.write(position, tf.cast(weights, tf.float32))
+        done = done | (tokens == end_id) | (steps >= max_lengths)
+        return position + 1, tokens, states, scores, steps, done, chosen, attention
+
+    start = (
+        tf.constant(0), tf.fill([batch], tf.cast(start_id, tf.int32)), states,
+        tf.zeros([batch], tf.float64), tf.zeros([batch], tf.int32), tf.zeros([batch], tf.bool),
+        tf.TensorArray(tf.int32, size=max_steps), tf.TensorArray(tf.float32, size=max_steps, infer_shape=False),
+    )
+    position, _, _, scores, steps, _, chosen, attention = tf.while_loop(
+        lambda position, *carry: (position < max_steps) & ~tf.reduce_all(carry[4]), body, start,
+    )
+    tokens = tf.transpose(chosen.stack()[:position])  # (batch, steps)
+    last = tf.gather(tokens, tf.maximum(steps - 1, 0), batch_dims=1)
+    token_counts = steps - tf.cast((steps > 0) & (last == end_id), tf.int32)
+    tokens = tf.where(tf.range(position)[None, :] < token_counts[:, None], tokens, 0)
+    weights = tf.transpose(attention.stack()[:position], [1, 0, 2]) if has_attention else None
+    return Decoded(tokens, token_counts, steps, scores, weights)
 
 
-def beam_search(
-    step, states, memory_inputs, max_lengths, start_id, end_id, beam_size, length_penalty=0.0, banned_ids=()
-):
+def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam_size, length_penalty=0.0,
+                banned_ids=()):
     """Keeps the `beam_size` best partial hypotheses of every example at each step.
 
     A hypothesis ends when it chooses the end token among the step's `beam_size` best candidates,
     or reaches its example's maximum length. An example is done when `beam_size` hypotheses have
     ended and no live hypothesis is more likely than all of them (an unlikely early ending does
-    not end the search while a likelier hypothesis is still growing). Ended hypotheses are ranked by their
-    log-probability divided by `length_normalizer(length, length_penalty)`, so a positive penalty
-    favours longer translations. A beam of width 1 makes the same choices as `greedy_decode`.
+    not end the search while a likelier hypothesis is still growing). Ended hypotheses are ranked
+    by their log-probability divided by `length_normalizer(length, length_penalty)`, so a
+    positive penalty favours longer outputs. A beam of width 1 makes the same choices as greedy
+    search. The `banned_ids` are never chosen.
 
-    The `banned_ids` are never chosen. Returns one dict per example, as `greedy_decode` does, for
-    the best hypothesis.
+    Every step records, for every hypothesis, its new token and the hypothesis it extends (its
+    parent); an ended hypothesis is remembered by its last step and parent, and the best one's
+    tokens and attention are read back along the parents at the end. Returns a `Decoded` tuple
+    for each example's best hypothesis.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be 1 or more; received {beam_size}.")
-    max_lengths = np.asarray(max_lengths)
-    batch, width = len(max_lengths), beam_size
+    width, candidates = beam_size, 2 * beam_size
+    max_lengths = tf.cast(max_lengths, tf.int32)
+    batch = tf.shape(max_lengths)[0]
+    max_steps = tf.reduce_max(max_lengths)
+    alpha = tf.cast(length_penalty, tf.float64)
+    minus_infinity = tf.constant(-np.inf, tf.float64)
     # Row b * width + k of the expanded batch holds hypothesis k of example b.
-    rows = np.repeat(np.arange(batch), width)
-    states = _gather(states, rows)
-    memory_inputs = _gather(memory_inputs, rows)
-    tokens = np.full(batch * width, start_id, dtype="int32")
-    # Only the first hypothesis of each example is live at the start: the others are copies.
-    scores = np.full((batch, width), -np.inf)
-    scores[:, 0] = 0.0
-    # The tokens and the attention rows of every hypothesis so far, one row per hypothesis.
-    sequences = np.zeros((batch * width, 0), dtype="int32")
-    attention = None
-    finished = [[] for _ in range(batch)]
-    done = np.zeros(batch, dtype=bool)
+    states = tf.nest.map_structure(lambda tensor: tf.repeat(tensor, width, axis=0), states)
+    memory_inputs = tf.nest.map_structure(lambda tensor: tf.repeat(tensor, width, axis=0), memory_inputs)
+    own_rows = tf.reshape(tf.range(batch * width), [batch, width])
+    first_rows = own_rows[:, :1]  # (batch, 1)
+    has_attention = []
 
-    for position in range(int(max_lengths.max())):
+    def body(position, tokens, states, scores, done, ended, history):
         logits, states, weights = step(tokens, states, memory_inputs)
         if weights is not None:
-            # (rows, steps so far + 1, positions): the histories with this step's weights.
-            weights = np.asarray(weights)[:, None]
-            attention = weights if attention is None else np.concatenate([attention, weights], axis=1)
-        log_probabilities = _log_softmax(logits)
-        log_probabilities[:, list(banned_ids)] = -np.inf
-        vocabulary_size = log_probabilities.shape[-1]
-        # (batch, width * vocabulary): every extension of every live hypothesis.
-        totals = (scores[:, :, None] + log_probabilities.reshape(batch, width, vocabulary_size)).reshape(batch, -1)
-        parents = np.arange(batch * width)
-        new_tokens = np.full(batch * width, end_id, dtype="int32")
-        new_scores = np.full((batch, width), -np.inf)
-        for example in range(batch):
-            if done[example]:
-                continue
-            kept = 0
-            # The best 2 * width candidates always hold `width` that do not end here.
-            candidates = np.argsort(-totals[example], kind="stable")[: 2 * width]
-            for rank, candidate in enumerate(candidates):
-                total = totals[example, candidate]
-                if not np.isfinite(total):
-                    break
-                parent = example * width + candidate // vocabulary_size
-                token = int(candidate % vocabulary_size)
-                if token == end_id or sequences.shape[1] + 1 >= max_lengths[example]:
-                    # Only an ending among this step's `width` best candidates counts.
-                    if rank < width:
-                        hypothesis = list(sequences[parent]) + ([] if token == end_id else [token])
-                        history = None if attention is None else attention[parent]
-                        normalized = total / length_normalizer(len(hypothesis) + 1, length_penalty)
-                        finished[example].append((normalized, total, hypothesis, history))
-                    continue
-                row = example * width + kept
-                parents[row] = parent
-                new_tokens[row] = token
-                new_scores[example, kept] = total
-                kept += 1
-                if kept == width:
-                    break
-            # Keep the `width` best ended hypotheses. The example is done when no live one is
-            # more likely than every one of them: a live log-probability only falls as it grows.
-            finished[example] = sorted(finished[example], key=lambda item: -item[0])[:width]
-            if kept == 0:
-                done[example] = True
-            elif len(finished[example]) == width:
-                done[example] = new_scores[example, :kept].max() <= min(item[1] for item in finished[example])
-        if done.all():
-            break
-        sequences = np.concatenate([sequences[parents], new_tokens[:, None]], axis=1)
-        if attention is not None:
-            attention = attention[parents]
-        states = _gather(states, parents)
-        tokens, scores = new_tokens, new_scores
+            has_attention.append(True)
+            history["attention"] = history["attention"].write(position, tf.cast(weights, tf.float32))
+        log_probs = log_probabilities(logits, banned_ids)
+        vocabulary_size = tf.shape(log_probs)[-1]
+        # (batch, width * vocabulary): every extension of every live hypothesis; the best
+        # 2 * width always hold `width` that do not end here. Ties keep the lower index.
+        totals = tf.reshape(scores[:, :, None] + tf.reshape(log_probs, [batch, width, vocabulary_size]), [batch, -1])
+        values, indices = tf.math.top_k(totals, k=candidates)
+        candidate_tokens = indices % vocabulary_size
+        candidate_parents = first_rows + indices // vocabulary_size
+        valid = tf.math.is_finite(values) & ~done[:, None]
+        ends = (candidate_tokens == end_id) | (position + 1 >= max_lengths[:, None])
 
-    results = []
-    for example in range(batch):
-        candidates = finished[example] or [
-            (
-                scores[example, k] / length_normalizer(sequences.shape[1] + 1, length_penalty),
-                scores[example, k],
-                list(sequences[example * width + k]),
-                None if attention is None else attention[example * width + k],
-            )
-            for k in range(width)
-            if np.isfinite(scores[example, k])
-        ]
-        _, total, tokens, history = max(candidates, key=lambda candidate: candidate[0])
-        results.append({"tokens": [int(token) for token in tokens], "attention": history, "score": float(total)})
-    return results
+        # Hypotheses that end here: only an ending among the step's `width` best counts. Keep
+        # the `width` best ended hypotheses so far (earlier ones first among equals).
+        ending = valid & ends & (tf.range(candidates) < width)[None, :]
+        lengths = position + tf.cast(candidate_tokens != end_id, tf.int32)
+        normalized = tf.where(ending, values / length_normalizer(tf.cast(lengths + 1, tf.float64), alpha), minus_infinity)
+        new = {"normalized": normalized, "total": values, "step": tf.fill(tf.shape(values), position),
+               "parent": candidate_parents, "token": candidate_tokens, "length": lengths}
+        merged = {key: tf.concat([ended[key], new[key]], axis=1) for key in ended}
+        best = tf.math.top_k(merged["normalized"], k=width).indices
+        ended = {key: tf.gather(value, best, batch_dims=1) for key, value in merged.items()}
+
+        # Hypotheses that go on: the first `width` candidates that do not end, in order.
+        going_on = valid & ~ends
+        slot = tf.cumsum(tf.cast(going_on, tf.int32), axis=1) - 1
+        kept = going_on & (slot < width)
+        order = tf.argsort(tf.where(kept, slot, candidates + tf.range(candidates)[None, :]), stable=True)[:, :width]
+        filled = tf.gather(kept, order, batch_dims=1)
+        scores = tf.where(filled, tf.gather(values, order, batch_dims=1), minus_infinity)
+        new_tokens = tf.where(filled, tf.gather(candidate_tokens, order, batch_dims=1), end_id)
+        parents = tf.where(filled, tf.gather(candidate_parents, order, batch_dims=1), own_rows)
+
+        # An example is done when no live hypothesis is more likely than every ended one: a
+        # live log-probability only falls as it grows.
+        full = tf.reduce_all(tf.math.is_finite(ended["normalized"]), axis=1)
+        beaten = tf.reduce_max(scores, axis=1) <= tf.reduce_min(ended["total"], axis=1)
+        done = done | ~tf.reduce_any(kept, axis=1) | (full & beaten)
+
+        tokens, parents = tf.reshape(new_tokens, [-1]), tf.reshape(parents, [-1])
+        history["tokens"] = history["tokens"].write(position, tokens)
+        history["parents"] = history["parents"].write(position, parents)
+        states = tf.nest.map_structure(lambda tensor: tf.gather(tensor, parents), states)
+        return position + 1, tokens, states, scores, done, ended, history
+
+    def empty(dtype, value):
+        return tf.fill([batch, width], tf.constant(value, dtype))
+
+    start = (
+        tf.constant(0),
+        tf.fill([batch * width], tf.cast(start_id, tf.int32)),
+        states,
+        # Only the first hypothesis of each example is live at the start: the others are copies.
+        tf.concat([tf.zeros([batch, 1], tf.float64), tf.fill([batch, width - 1], minus_infinity)], axis=1),
+        tf.zeros([batch], tf.bool),
+        {"normalized": empty(tf.float64, -np.inf), "total": empty(tf.float64, -np.inf),
+         **{key: empty(tf.int32, 0) for key in ("step", "parent", "token", "length")}},
+        {"tokens": tf.TensorArray(tf.int32, size=max_steps), "parents": tf.TensorArray(tf.int32, size=max_steps),
+         "attention": tf.TensorArray(tf.float32, size=max_steps, infer_shape=False)},
+    )
+    position, _, _, scores, _, ended, history = tf.while_loop(
+        lambda position, tokens, states, scores, done, *rest: (position < max_steps) & ~tf.reduce_all(done),
+        body, start,
+    )
+    tokens = history["tokens"].stack()[:position]  # (steps, batch * width)
+    parents = history["parents"].stack()[:position]
+    attention = history["attention"].stack()[:position] if has_attention else None  # (steps, rows, positions)
+
+    # The best ended hypothesis of each example (the first: they are sorted). An example with
+    # none (every candidate was banned) takes its best live hypothesis.
+    has_ended = tf.math.is_finite(ended["normalized"][:, 0])
+    live_best = tf.argmax(scores, axis=1, output_type=tf.int32)
+    live_row = tf.gather(own_rows, live_best, batch_dims=1)
+    last_step = tf.maximum(position - 1, 0)
+    end_step = tf.where(has_ended, ended["step"][:, 0], last_step)
+    end_parent = tf.where(has_ended, ended["parent"][:, 0], tf.gather(parents[last_step], live_row))
+    end_token = tf.where(has_ended, ended["token"][:, 0], tf.gather(tokens[last_step], live_row))
+    token_counts = tf.where(has_ended, ended["length"][:, 0], position)
+    total = tf.where(has_ended, ended["total"][:, 0], tf.gather(tf.reshape(scores, [-1]), live_row))
+    best_tokens, best_attention = _read_back(tokens, parents, attention, end_step, end_parent, end_token, end_id)
+    return Decoded(best_tokens, token_counts, end_step + 1, total, best_attention)
+
+
+def _read_back(tokens, parents, attention, end_step, end_parent, end_token, end_id):
+    """The tokens (batch, steps) and attention rows (batch, steps, positions) of one hypothesis
+    per example, read backwards from its last step along the recorded parents.
+
+    tokens, parents: (steps, rows), the token chosen at each step for each row and the row it
+    extends. end_step, end_parent, end_token: (batch,), where each hypothesis ended: the step,
+    the row it extended then and the token it chose (its last token unless the end token).
+    """
+    steps = tf.shape(tokens)[0]
+
+    def body(step, row, output_tokens, output_attention):
+        before_end = step < end_step
+        token = tf.where(before_end, tf.gather(tokens[step], row),
+                         tf.where((step == end_step) & (end_token != end_id), end_token, 0))
+        row = tf.where(before_end, tf.gather(parents[step], row), row)
+        output_tokens = output_tokens.write(step, token)
+        if attention is not None:
+            weights = tf.gather(attention[step], row)
+            output_attention = output_attention.write(step, tf.where((step <= end_step)[:, None], weights, 0.0))
+        return step - 1, row, output_tokens, output_attention
+
+    # Before the loop `row` is the row the hypothesis extended at its last step; at each earlier
+    # step it becomes that row's parent.
+    _, _, output_tokens, output_attention = tf.while_loop(
+        lambda step, *rest: step >= 0, body,
+        (steps - 1, end_parent, tf.TensorArray(tf.int32, size=steps), tf.TensorArray(tf.float32, size=steps, infer_shape=False)),
+    )
+    best_tokens = tf.transpose(output_tokens.stack())
+    if attention is None:
+        return best_tokens, None
+    return best_tokens, tf.transpose(output_attention.stack(), [1, 0, 2])
+
+
+def decoded_results(decoded):
+    """One dict per example: `tokens` (a list, end token excluded), `attention` ((steps,
+    positions), the end token's step included; None without attention) and `score`."""
+    decoded = Decoded(*(None if value is None else np.asarray(value) for value in decoded))
+    return [
+        {
+            "tokens": decoded.tokens[example, : decoded.token_counts[example]].tolist(),
+            "attention": None if decoded.attention is None else decoded.attention[example, : decoded.step_counts[example]],
+            "score": float(decoded.scores[example]),
+        }
+        for example in range(len(decoded.tokens))
+    ]
 
 
 class SequenceGenerator:
@@ -218,17 +290,14 @@ class SequenceGenerator:
         start_id, end_id: the start and end tokens.
         banned_ids: tokens never generated (padding, the start token).
 
-    The encoder runs once per batch; the decoder's `step` once per generated token. Both are
-    compiled once and read the current weights, so a generator made before training keeps
+    A batch is encoded and decoded in one compiled call (one trace per beam size). The
+    compiled functions read the current weights, so a generator made before training keeps
     working while the network trains.
     """
 
     def __init__(self, encoder, decoder, start_id, end_id, banned_ids=()):
-        import tensorflow as tf
-
         from taskzoo.blocks.decoder import state_size
 
-        self.decoder = decoder
         self.start_id, self.end_id, self.banned_ids = start_id, end_id, tuple(banned_ids)
         per_layer = state_size(decoder.cell)
 
@@ -247,14 +316,24 @@ class SequenceGenerator:
                 projected = None
             return decoder.step(tokens, states, memory, projected, memory_mask)
 
+        def search(inputs, max_lengths, beam_size, length_penalty):
+            states, memory_inputs = encode(inputs)
+            arguments = (step, states, memory_inputs, max_lengths, self.start_id, self.end_id)
+            if beam_size == 1:
+                return sample_search(*arguments, banned_ids=self.banned_ids)
+            return beam_search(*arguments, beam_size, length_penalty, banned_ids=self.banned_ids)
+
         self.encode = tf.function(encode, reduce_retracing=True)
         self.step = tf.function(step, reduce_retracing=True)
+        self.search = tf.function(search, reduce_retracing=True)
 
     def generate(self, inputs, max_lengths, beam_size=1, length_penalty=0.0):
         """Greedy search (beam_size 1) or beam search for a batch of inputs; returns the list of
-        `greedy_decode` / `beam_search` results."""
-        states, memory_inputs = self.encode(inputs)
-        arguments = (self.step, states, memory_inputs, max_lengths, self.start_id, self.end_id)
-        if beam_size == 1:
-            return greedy_decode(*arguments, banned_ids=self.banned_ids)
-        return beam_search(*arguments, beam_size=beam_size, length_penalty=length_penalty, banned_ids=self.banned_ids)
+        `decoded_results`."""
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be 1 or more; received {beam_size}.")
+        if np.min(max_lengths) < 1:
+            raise ValueError(f"every maximum length must be 1 or more; received {np.min(max_lengths)}.")
+        decoded = self.search(inputs, tf.constant(max_lengths, tf.int32), int(beam_size),
+                              tf.constant(length_penalty, tf.float64))
+        return decoded_results(decoded)

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import pathlib
+import time
 import weakref
 
 import keras
@@ -411,10 +412,13 @@ class CaptionSamples(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         task = self.task
-        limit = task.decode_limit(len(task.references["validation"]), task.cfg.task.validation_bleu_images)
+        limit = task.decode_limit(len(task.references["validation"]), task.cfg.task.eval_decode_examples)
+        started = time.perf_counter()
         results = task.captioner(self.model.network).caption(task.inputs["validation"][:limit])
         if logs is not None:
             logs["val_bleu4"] = bleu_scores(results, task.references["validation"][:limit])["bleu4"]
+            # TensorBoard shows it as the validation run's epoch_decode_seconds.
+            logs["val_decode_seconds"] = time.perf_counter() - started
         count = task.cfg.task.sample_images
         with self.writer.as_default(step=epoch), tf.summary.record_if(True):
             rows = ["| image | generated | references |", "|---|---|---|"]

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from taskzoo.blocks.decoding import choose_token
+from taskzoo.blocks.decoding import sample_search
 from taskzoo.blocks.recurrent import recurrent_stack_from_config, reset_recurrent_states
 from taskzoo.data import characters
 from taskzoo.data.tfds_source import load_tfds_split
@@ -227,7 +227,8 @@ class TextSamples(keras.callbacks.Callback):
         self.log_dir = str(log_dir)
 
     def on_train_begin(self, logs=None):
-        self.generator = self.task.build_model(batch_size=1)
+        self.generator_model = self.task.build_model(batch_size=1)
+        self.generator = TextGenerator(self.generator_model)
         self.writer = tf.summary.create_file_writer(self.log_dir)
         prompt = self.task.cfg.task.sample_prompt
         if prompt is None:
@@ -235,11 +236,11 @@ class TextSamples(keras.callbacks.Callback):
         self.prompt = prompt
 
     def on_epoch_end(self, epoch, logs=None):
-        self.generator.set_weights(self.model.network.get_weights())
+        self.generator_model.set_weights(self.model.network.get_weights())
         with self.writer.as_default(step=epoch), tf.summary.record_if(True):
             for temperature in SAMPLE_TEMPERATURES:
-                text = self.prompt + generate(
-                    self.generator, self.task.vocabulary, self.prompt,
+                text = self.prompt + self.generator.generate(
+                    self.task.vocabulary, self.prompt,
                     self.task.cfg.task.sample_length, temperature, top_k=None, seed=epoch,
                 )
                 # A Markdown code block keeps line breaks and indentation.
@@ -258,24 +259,57 @@ def _step_function(model):
     )
 
 
+class TextGenerator:
+    """Generates text with a batch-1 stateful copy of the network, one compiled loop per text.
+
+    The prompt is read once; each generated character is then fed back, carrying the state
+    forward, inside `blocks.decoding.sample_search`. The compiled functions read the model's
+    current weights, so one generator serves every epoch of training.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.read = _step_function(model)
+
+        def step(tokens, states, memory_inputs):
+            # (1,) -> the logits after this character (1, vocabulary); the states live in the model.
+            return model(tokens[:, None], training=False)[:, -1], states, None
+
+        def continue_text(last_id, length, uniforms, temperature, top_k):
+            return sample_search(step, [], (), tf.reshape(length, [1]), last_id, end_id=-1,
+                                 temperature=temperature, top_k=top_k, uniforms=uniforms).tokens[0]
+
+        self.continue_text = tf.function(continue_text, reduce_retracing=True)
+
+    def generate(self, vocabulary, prompt, length, temperature=1.0, top_k=None, seed=None):
+        """Generates `length` characters after `prompt`; temperature 0 is greedy decoding.
+
+        The draws come from numpy's generator seeded with `seed`, so a seed gives the same text
+        on every machine and in every version of this loop.
+        """
+        if not prompt:
+            raise ConfigError("prompt= must hold at least one character.")
+        if length < 0:
+            raise ConfigError(f"length must be 0 or more; received {length}.")
+        if temperature < 0:
+            raise ConfigError(f"temperature must be 0 or more; received {temperature}.")
+        if length == 0:
+            return ""
+        ids = vocabulary.encode(prompt)
+        uniforms = np.random.default_rng(seed).random((1, length)) if temperature > 0 else np.zeros((1, length))
+        reset_recurrent_states(self.model)
+        if len(ids) > 1:
+            self.read(ids[None, :-1])
+        generated = self.continue_text(
+            tf.constant(ids[-1], tf.int32), tf.constant(length, tf.int32), tf.constant(uniforms),
+            float(temperature), int(top_k or 0),
+        )
+        return vocabulary.decode(generated.numpy().tolist())
+
+
 def generate(model, vocabulary, prompt, length, temperature=1.0, top_k=None, seed=None):
-    """Generates `length` characters after `prompt`, feeding one character at a time and carrying
-    the state forward (the prompt is read once). temperature=0 is greedy decoding."""
-    if not prompt:
-        raise ConfigError("prompt= must hold at least one character.")
-    if length < 0:
-        raise ConfigError(f"length must be 0 or more; received {length}.")
-    rng = np.random.default_rng(seed)
-    step = _step_function(model)
-    reset_recurrent_states(model)
-    # (1, time, vocabulary) -> the logits after the last prompt character.
-    logits = step(vocabulary.encode(prompt)[None])[0, -1].numpy()
-    generated = []
-    for _ in range(length):
-        next_id = choose_token(logits, temperature, top_k, rng)
-        generated.append(next_id)
-        logits = step(np.array([[next_id]], dtype="int32"))[0, -1].numpy()
-    return vocabulary.decode(generated)
+    """Generates `length` characters after `prompt` with a `TextGenerator` made for one text."""
+    return TextGenerator(model).generate(vocabulary, prompt, length, temperature, top_k, seed)
 
 
 def score(model, vocabulary, text):

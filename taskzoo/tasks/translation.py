@@ -17,6 +17,7 @@ configured decoder (`task.beam_size`) at the end.
 import io
 import json
 import logging
+import time
 import weakref
 
 import keras
@@ -446,10 +447,13 @@ class TranslationSamples(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         task = self.task
         pairs = task.pairs["validation"]
-        sources, references = zip(*pairs[:task.decode_limit(len(pairs), task.cfg.task.validation_bleu_pairs)])
+        sources, references = zip(*pairs[:task.decode_limit(len(pairs), task.cfg.task.eval_decode_examples)])
+        started = time.perf_counter()
         translations = task.translator(self.model.network).translate(sources, beam_size=1)
         if logs is not None:
             logs["val_bleu"] = task.bleu(translations, references)
+            # TensorBoard shows it as the validation run's epoch_decode_seconds.
+            logs["val_decode_seconds"] = time.perf_counter() - started
         count = task.cfg.task.sample_sentences
         with self.writer.as_default(step=epoch), tf.summary.record_if(True):
             rows = ["| source | reference | translation |", "|---|---|---|"]
