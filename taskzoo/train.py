@@ -6,6 +6,7 @@ import math
 import pathlib
 import shutil
 import tempfile
+import time
 
 import keras
 import tensorflow as tf
@@ -203,11 +204,16 @@ def _run(cfg, run_dir, output_dir, strategy, chief):
             return loop.evaluate(dataset, steps=steps, callbacks=task_callbacks)
         return model.evaluate(dataset, steps=steps, callbacks=task_callbacks, return_dict=True, verbose=0)
 
+    started = time.perf_counter()
+    test_results = {**evaluate(test_data), **task.extra_metrics(network, "test")}
+    validation_results = {**evaluate(validation_data), **task.extra_metrics(network, "validation")}
     results = {
         **identity,
-        "test": {**evaluate(test_data), **task.extra_metrics(network, "test")},
-        "validation": {**evaluate(validation_data), **task.extra_metrics(network, "validation")},
+        "test": test_results,
+        "validation": validation_results,
         **summary,
+        # The final evaluation of both splits, decoding for BLEU included.
+        "evaluation_seconds": round(time.perf_counter() - started, 2),
         "stop_reason": (
             "max_minutes" if budget and budget[0].triggered
             else "early_stopping" if best_weights.stopped_epoch > 0

@@ -36,7 +36,7 @@ def test_smoke_run_writes_metrics_model_and_tensorboard_scalars(tmp_path, model)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["task"] == "sentiment" and metrics["model"] == model
     assert set(metrics["test"]) == {"accuracy", "loss"} and set(metrics["validation"]) == {"accuracy", "loss"}
-    assert metrics["epochs_completed"] == 2 and metrics["train_seconds"] > 0
+    assert metrics["epochs_completed"] == 2 and metrics["train_seconds"] > 0 and metrics["evaluation_seconds"] > 0
     assert (run_dir / "model.keras").is_file()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 

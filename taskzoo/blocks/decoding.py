@@ -101,16 +101,17 @@ def sample_search(step, states, memory_inputs, max_lengths, start_id, end_id, ba
     start = (
         tf.constant(0), tf.fill([batch], tf.cast(start_id, tf.int32)), states,
         tf.zeros([batch], tf.float64), tf.zeros([batch], tf.int32), tf.zeros([batch], tf.bool),
-        tf.TensorArray(tf.int32, size=max_steps), tf.TensorArray(tf.float32, size=max_steps, infer_shape=False),
+        tf.TensorArray(tf.int32, size=0, dynamic_size=True),
+        tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False),
     )
     position, _, _, scores, steps, _, chosen, attention = tf.while_loop(
         lambda position, *carry: (position < max_steps) & ~tf.reduce_all(carry[4]), body, start,
     )
-    tokens = tf.transpose(chosen.stack()[:position])  # (batch, steps)
+    tokens = tf.transpose(chosen.stack())  # (batch, steps)
     last = tf.gather(tokens, tf.maximum(steps - 1, 0), batch_dims=1)
     token_counts = steps - tf.cast((steps > 0) & (last == end_id), tf.int32)
     tokens = tf.where(tf.range(position)[None, :] < token_counts[:, None], tokens, 0)
-    weights = tf.transpose(attention.stack()[:position], [1, 0, 2]) if has_attention else None
+    weights = tf.transpose(attention.stack(), [1, 0, 2]) if has_attention else None
     return Decoded(tokens, token_counts, steps, scores, weights)
 
 
@@ -207,16 +208,17 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
         tf.zeros([batch], tf.bool),
         {"normalized": empty(tf.float64, -np.inf), "total": empty(tf.float64, -np.inf),
          **{key: empty(tf.int32, 0) for key in ("step", "parent", "token", "length")}},
-        {"tokens": tf.TensorArray(tf.int32, size=max_steps), "parents": tf.TensorArray(tf.int32, size=max_steps),
-         "attention": tf.TensorArray(tf.float32, size=max_steps, infer_shape=False)},
+        {"tokens": tf.TensorArray(tf.int32, size=0, dynamic_size=True),
+         "parents": tf.TensorArray(tf.int32, size=0, dynamic_size=True),
+         "attention": tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False)},
     )
     position, _, _, scores, _, ended, history = tf.while_loop(
         lambda position, tokens, states, scores, done, *rest: (position < max_steps) & ~tf.reduce_all(done),
         body, start,
     )
-    tokens = history["tokens"].stack()[:position]  # (steps, batch * width)
-    parents = history["parents"].stack()[:position]
-    attention = history["attention"].stack()[:position] if has_attention else None  # (steps, rows, positions)
+    tokens = history["tokens"].stack()  # (steps, batch * width)
+    parents = history["parents"].stack()
+    attention = history["attention"].stack() if has_attention else None  # (steps, rows, positions)
 
     # The best ended hypothesis of each example (the first: they are sorted). An example with
     # none (every candidate was banned) takes its best live hypothesis.

@@ -1,0 +1,165 @@
+"""Decoding speed: the compiled loop of `taskzoo.blocks.decoding` against the earlier decoders.
+
+    python scripts/benchmark_decoding.py                     # default translation and captioning models
+    python scripts/benchmark_decoding.py --train-steps 600 --sentences 512
+    python scripts/benchmark_decoding.py --run-dir outputs/2026-12-02/10-00-00   # a finished run's share
+
+The earlier decoders (one compiled call of the decoder per output position, the beam's
+bookkeeping in numpy with a loop over the examples) are kept in `tests/reference_decoding.py`,
+where the tests compare them with the compiled loop. Both decode the same batches of the same
+model in one process, after a warm-up that traces the compiled functions; the figure is
+sentences (or images) per second. Each model is the task's default network trained briefly on the
+task's default data, so that its outputs end at realistic lengths (an untrained decoder never
+picks the end token and always runs to the maximum length).
+
+With `--run-dir`, the script also reads a finished run's `metrics.json` and TensorBoard events
+and reports the share of the run's time spent decoding: the per-epoch validation decoding
+(`epoch_decode_seconds`) and the final evaluation (`evaluation_seconds`, which includes decoding
+for BLEU with the configured beam).
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+from taskzoo.quiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from taskzoo.data import parallel  # noqa: E402
+from taskzoo.tasks.captioning import Captioner, CaptioningTask  # noqa: E402
+from taskzoo.tasks.translation import Translator, TranslationTask  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+import reference_decoding  # noqa: E402
+
+
+def compose(overrides):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module("taskzoo.conf", version_base="1.3"):
+        return hydra_compose("config", overrides=overrides)
+
+
+def trained_network(task, steps):
+    train_data, _, _ = task.datasets()
+    network = task.build_model()
+    network.compile(optimizer=keras.optimizers.Adam(3e-3), loss=task.loss())
+    started = time.perf_counter()
+    network.fit(train_data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    print(f"  trained {steps} steps in {time.perf_counter() - started:.0f} s", flush=True)
+    return network
+
+
+def reference_generate(generator, inputs, max_lengths, beam_size, length_penalty):
+    states, memory_inputs = generator.encode(inputs)
+    arguments = (generator.step, states, memory_inputs, max_lengths, generator.start_id, generator.end_id)
+    if beam_size == 1:
+        return reference_decoding.greedy_decode(*arguments, banned_ids=generator.banned_ids)
+    return reference_decoding.beam_search(*arguments, beam_size=beam_size, length_penalty=length_penalty,
+                                          banned_ids=generator.banned_ids)
+
+
+def compare(generator, batches, beam_size, length_penalty):
+    """Sentences per second of the earlier and the compiled decoder on the same batches, and
+    whether they agree on every output."""
+    figures, outputs = {}, {}
+    for name, decode in (("earlier", reference_generate), ("compiled", None)):
+        def run(inputs, max_lengths):
+            if decode is None:
+                return generator.generate(inputs, max_lengths, beam_size, length_penalty)
+            return decode(generator, inputs, max_lengths, beam_size, length_penalty)
+
+        run(*batches[0])  # Warm-up: traces the compiled functions.
+        started = time.perf_counter()
+        outputs[name] = [result["tokens"] for batch in batches for result in run(*batch)]
+        seconds = time.perf_counter() - started
+        figures[name] = sum(len(inputs) for inputs, _ in batches) / seconds
+    agree = np.mean([a == b for a, b in zip(outputs["earlier"], outputs["compiled"])])
+    lengths = np.mean([len(tokens) for tokens in outputs["compiled"]])
+    return figures, agree, lengths
+
+
+def report(label, generator, batches, length_penalty):
+    for beam_size in (1, 5):
+        figures, agree, lengths = compare(generator, batches, beam_size, length_penalty)
+        search = "greedy" if beam_size == 1 else f"beam {beam_size}"
+        print(f"| {label} | {search} | {figures['earlier']:.1f} | {figures['compiled']:.1f} | "
+              f"{figures['compiled'] / figures['earlier']:.1f}x | {agree:.1%} | {lengths:.1f} |", flush=True)
+
+
+def translation_batches(count, batch_size, train_steps):
+    task = TranslationTask(compose(["task=translation"]))
+    translator = Translator(trained_network(task, train_steps), task.tokenizer, task.source_vocabulary,
+                            task.target_vocabulary)
+    sources = [source for source, _ in task.pairs["validation"][:count]]
+    ids = [task.source_vocabulary.encode(task.tokenizer.tokenize(source)) for source in sources]
+    # Sentences of similar length together, as `Translator.translate` batches them.
+    ids = [ids[index] for index in np.argsort([len(each) for each in ids], kind="stable")]
+    batches = []
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        batches.append((tf.constant(parallel.padded(chunk)), np.array([2 * len(each) + 10 for each in chunk])))
+    return translator.generator, batches, task.cfg.task.length_penalty
+
+
+def captioning_batches(count, batch_size, train_steps):
+    task = CaptioningTask(compose(["task=captioning"]))
+    captioner = Captioner(trained_network(task, train_steps), task.tokenizer, task.vocabulary, task.cfg.task.max_length)
+    images = task.inputs["validation"][:count]
+    batches = [
+        (tf.constant(images[start : start + batch_size]), np.full(len(images[start : start + batch_size]),
+                                                                  task.cfg.task.max_length))
+        for start in range(0, len(images), batch_size)
+    ]
+    return captioner.generator, batches, task.cfg.task.length_penalty
+
+
+def run_share(run_dir):
+    """The share of a finished run's time spent decoding, from its metrics and events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    per_epoch = 0.0
+    validation_events = run_dir / "tensorboard" / "validation"
+    if validation_events.is_dir():
+        events = EventAccumulator(str(validation_events), size_guidance={"tensors": 0})
+        events.Reload()
+        if "epoch_decode_seconds" in events.Tags()["tensors"]:
+            per_epoch = sum(float(tf.make_ndarray(event.tensor_proto)) for event in events.Tensors("epoch_decode_seconds"))
+    train, evaluation = metrics["train_seconds"], metrics.get("evaluation_seconds", float("nan"))
+    total = train + evaluation
+    print(f"{run_dir}: training {train:.0f} s (of which per-epoch decoding {per_epoch:.1f} s, "
+          f"{per_epoch / train:.1%}), final evaluation {evaluation:.0f} s; decoding share of the run "
+          f"at most {(per_epoch + evaluation) / total:.1%}.")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=int, default=256, help="validation examples decoded per model")
+    parser.add_argument("--batch-size", type=int, default=64, help="examples per decoding batch (both decoders)")
+    parser.add_argument("--train-steps", type=int, default=400, help="training steps of each model before decoding")
+    parser.add_argument("--run-dir", type=pathlib.Path, action="append", default=[],
+                        help="a finished run whose decoding share to report (repeatable)")
+    arguments = parser.parse_args()
+    for run_dir in arguments.run_dir:
+        run_share(run_dir)
+    if arguments.run_dir:
+        return
+    keras.utils.set_random_seed(0)
+    print("| model | search | earlier (per s) | compiled (per s) | speed-up | same outputs | mean length |")
+    print("|---|---|---|---|---|---|---|")
+    for label, make in (("translation gru", translation_batches), ("captioning lstm", captioning_batches)):
+        generator, batches, length_penalty = make(arguments.sentences, arguments.batch_size, arguments.train_steps)
+        report(label, generator, batches, length_penalty)
+
+
+if __name__ == "__main__":
+    main()
