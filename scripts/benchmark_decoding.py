@@ -1,7 +1,7 @@
 """Decoding speed: the compiled loop of `taskzoo.blocks.decoding` against the earlier decoders.
 
     python scripts/benchmark_decoding.py                     # default translation and captioning models
-    python scripts/benchmark_decoding.py --train-steps 600 --sentences 512
+    python scripts/benchmark_decoding.py --multi30k ../multi30k   # German -> English, a real vocabulary
     python scripts/benchmark_decoding.py --run-dir outputs/2026-12-02/10-00-00   # a finished run's share
 
 The earlier decoders (one compiled call of the decoder per output position, the beam's
@@ -32,6 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from taskzoo.config import register_configs  # noqa: E402
 from taskzoo.data import parallel  # noqa: E402
 from taskzoo.tasks.captioning import Captioner, CaptioningTask  # noqa: E402
 from taskzoo.tasks.translation import Translator, TranslationTask  # noqa: E402
@@ -95,9 +96,17 @@ def report(label, generator, batches, length_penalty):
               f"{figures['compiled'] / figures['earlier']:.1f}x | {agree:.1%} | {lengths:.1f} |", flush=True)
 
 
-def translation_batches(count, batch_size, train_steps):
-    task = TranslationTask(compose(["task=translation"]))
-    translator = Translator(trained_network(task, train_steps), task.tokenizer, task.source_vocabulary,
+def translation_batches(count, batch_size, train_steps, multi30k=None):
+    overrides = ["task=translation"]
+    if multi30k:
+        overrides += [
+            "task.data.source=files", f"task.data.train={multi30k}/train", f"task.data.validation={multi30k}/val",
+            f"task.data.test={multi30k}/test_2016_flickr", "task.data.source_lang=de", "task.data.target_lang=en",
+        ]
+    task = TranslationTask(compose(overrides))
+    network = trained_network(task, train_steps)
+    print(f"  translation: {task.description()}", flush=True)
+    translator = Translator(network, task.tokenizer, task.source_vocabulary,
                             task.target_vocabulary)
     sources = [source for source, _ in task.pairs["validation"][:count]]
     ids = [task.source_vocabulary.encode(task.tokenizer.tokenize(source)) for source in sources]
@@ -110,7 +119,7 @@ def translation_batches(count, batch_size, train_steps):
     return translator.generator, batches, task.cfg.task.length_penalty
 
 
-def captioning_batches(count, batch_size, train_steps):
+def captioning_batches(count, batch_size, train_steps, multi30k=None):
     task = CaptioningTask(compose(["task=captioning"]))
     captioner = Captioner(trained_network(task, train_steps), task.tokenizer, task.vocabulary, task.cfg.task.max_length)
     images = task.inputs["validation"][:count]
@@ -146,6 +155,8 @@ def main():
     parser.add_argument("--sentences", type=int, default=256, help="validation examples decoded per model")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per decoding batch (both decoders)")
     parser.add_argument("--train-steps", type=int, default=400, help="training steps of each model before decoding")
+    parser.add_argument("--multi30k", help="a Multi30k directory (train.de.gz, train.en.gz, val.*, test_2016_flickr.*): "
+                        "the translation model learns German -> English instead of the default generated pairs")
     parser.add_argument("--run-dir", type=pathlib.Path, action="append", default=[],
                         help="a finished run whose decoding share to report (repeatable)")
     arguments = parser.parse_args()
@@ -153,11 +164,13 @@ def main():
         run_share(run_dir)
     if arguments.run_dir:
         return
+    register_configs()
     keras.utils.set_random_seed(0)
     print("| model | search | earlier (per s) | compiled (per s) | speed-up | same outputs | mean length |")
     print("|---|---|---|---|---|---|---|")
     for label, make in (("translation gru", translation_batches), ("captioning lstm", captioning_batches)):
-        generator, batches, length_penalty = make(arguments.sentences, arguments.batch_size, arguments.train_steps)
+        generator, batches, length_penalty = make(arguments.sentences, arguments.batch_size, arguments.train_steps,
+                                                  arguments.multi30k)
         report(label, generator, batches, length_penalty)
 
 
