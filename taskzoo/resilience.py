@@ -2,17 +2,21 @@
 
 - `Backup` writes the training state to `<run dir>/backup/` at the end of every epoch (and every
   N steps when asked): the weights with the optimizer's state, the best weights so far, the epoch,
-  the time spent, and the state of the callbacks that depend on time or history (time budget,
-  learning-rate schedule, early stopping). A run started again in the same run directory restores
-  it and continues from the start of the interrupted epoch. Every file is written under a new name
-  and the small `state.json` that names them is replaced atomically last, so a kill at any moment
-  leaves the previous backup whole.
+  the time spent, the state of the random generators (dropout, scheduled sampling), and the state
+  of the callbacks that depend on time or history (time budget, learning-rate schedule, early
+  stopping). A run started again in the same run directory restores it and continues from the
+  start of the interrupted epoch; `continue_data` puts the training data where it was then. Every
+  file is written under a new name and the small `state.json` that names them is replaced
+  atomically last, so a kill at any moment leaves the previous backup whole.
+- With `exact=True` (the run's `trainer.deterministic`) only completed epochs are backed up: a
+  resumed run then replays exactly what the uninterrupted run did, to the same weights.
 - `GracefulStop`: the first SIGINT (Ctrl-C) or SIGTERM (what a cluster sends before preemption)
   stops training after the current step; a second one exits at once.
 - `StopOnNonFiniteLoss` stops at the first step whose loss is NaN or infinite and says where.
 """
 
 import json
+import logging
 import math
 import os
 import pathlib
@@ -22,10 +26,13 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from taskzoo.training import write_json_atomic
 
 STATE_FILE = "state.json"
+
+logger = logging.getLogger(__name__)
 
 
 class Backup(keras.callbacks.Callback):
@@ -44,6 +51,8 @@ class Backup(keras.callbacks.Callback):
         write_directory: where backups are written, if not `directory`. A worker of a
             multi-worker run other than the chief restores the chief's backup but writes its own
             to a temporary directory, the pattern TensorFlow documents for multi-worker training.
+        exact: back up completed epochs only (no backups every N steps, none of an epoch cut
+            short), so that a resumed deterministic run is the same as an uninterrupted one.
 
     The backup of an epoch is written when the next epoch begins or training ends, after every
     other callback has seen the epoch's end. Put this callback first in the list: it restores
@@ -51,11 +60,12 @@ class Backup(keras.callbacks.Callback):
     """
 
     def __init__(self, directory, every_n_steps=None, resumables=(), best_weights=None,
-                 should_skip=None, failed=None, write_directory=None):
+                 should_skip=None, failed=None, write_directory=None, exact=False):
         super().__init__()
         self.directory = pathlib.Path(directory)
         self.write_directory = pathlib.Path(write_directory or directory)
-        self.every_n_steps = every_n_steps
+        self.exact = exact
+        self.every_n_steps = None if exact else every_n_steps
         self.resumables = list(resumables)
         self.best_weights = best_weights
         self.should_skip = should_skip or (lambda: False)
@@ -82,6 +92,8 @@ class Backup(keras.callbacks.Callback):
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(self.directory / state["weights"])
+        for variable, value in zip(random_states(self.model), state.get("random_states", [])):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
         # Keras' own BackupAndRestore resumes the same way: fit() starts at this epoch.
         self.model._initial_epoch = state["epoch"]
         self.completed_epochs = self.saved_epochs = self.resumed_from_epoch = state["epoch"]
@@ -95,7 +107,12 @@ class Backup(keras.callbacks.Callback):
             if self.completed_epochs > self.saved_epochs and not self.failed():
                 self.save()
             return
-        # Restored here, after every callback's on_train_begin has reset its own state.
+        self.restore_callbacks()
+
+    def restore_callbacks(self):
+        """Restores the callbacks' state: after every callback's on_train_begin has reset its own
+        state, at the first epoch's start or, when no epoch is left to train (a run stopped
+        during its final evaluation or saving), at the end of training."""
         state, self.pending = self.pending, None
         for resumable, resumable_state in zip(self.resumables, state["resumables"]):
             resumable.restore(resumable_state)
@@ -106,6 +123,7 @@ class Backup(keras.callbacks.Callback):
             self.best_weights.best = best["value"]
             self.best_weights.best_epoch = best["epoch"]
             self.best_weights.wait = best["wait"]
+            self.best_weights.stopped_epoch = best.get("stopped_epoch", 0)
 
     # Saving.
 
@@ -123,9 +141,15 @@ class Backup(keras.callbacks.Callback):
             self.completed_epochs = epoch + 1
 
     def on_train_end(self, logs=None):
+        if self.pending is not None:
+            # No epoch was left to train: the restored state is the final one.
+            self.restore_callbacks()
+            return
         # Before early stopping puts the best weights back: the backup holds the latest ones.
-        if not self.failed():
-            self.save()
+        # An exact backup never holds part of an epoch: the last completed epoch's stays.
+        if self.failed() or (self.exact and self.completed_epochs == self.saved_epochs):
+            return
+        self.save()
 
     def save(self):
         self.steps_since_backup = 0
@@ -142,6 +166,7 @@ class Backup(keras.callbacks.Callback):
             "generation": self.generation,
             "seconds": self.seconds(),
             "resumables": [resumable.state() for resumable in self.resumables],
+            "random_states": [variable.numpy().tolist() for variable in random_states(self.model)],
             "best": None,
         }
         early_stopping = self.best_weights
@@ -155,6 +180,7 @@ class Backup(keras.callbacks.Callback):
                 "value": float(early_stopping.best),
                 "epoch": int(early_stopping.best_epoch),
                 "wait": int(early_stopping.wait),
+                "stopped_epoch": int(early_stopping.stopped_epoch),
             }
         # The switch to the new backup: one atomic rename.
         write_json_atomic(directory / STATE_FILE, state)
@@ -162,6 +188,39 @@ class Backup(keras.callbacks.Callback):
             for name in (previous["weights"], (previous.get("best") or {}).get("weights")):
                 if name:
                     (directory / name).unlink(missing_ok=True)
+
+
+def random_states(model):
+    """The state variables of the model's random generators (Keras `SeedGenerator`s: dropout,
+    scheduled sampling), which `save_weights` leaves out."""
+    weights = {id(variable) for variable in model.weights}
+    return [
+        variable for variable in model.variables
+        if id(variable) not in weights and variable.path.endswith("seed_generator_state")
+    ]
+
+
+def continue_data(dataset, completed_epochs, steps_per_epoch):
+    """The training data as it goes on after `completed_epochs` epochs of `steps_per_epoch` steps,
+    so that a resumed run reads the batches of the uninterrupted run in the same order.
+
+    A repeating dataset (one shuffled pass after another) skips the batches already read; its
+    pipeline runs again without the model, which costs little next to training. A finite dataset
+    read once per epoch gets a new iterator each epoch from Keras, and each new iterator draws
+    the next shuffling order: making and dropping one iterator per completed epoch moves to the
+    right order without reading anything.
+    """
+    if not completed_epochs:
+        return dataset
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        return dataset.skip(completed_epochs * steps_per_epoch)
+    if cardinality == steps_per_epoch:
+        for _ in range(completed_epochs):
+            iter(dataset)
+        return dataset
+    logger.info("The training data is read in part each epoch: a resumed run restarts it from its first batch.")
+    return dataset
 
 
 class GracefulStop(keras.callbacks.Callback):

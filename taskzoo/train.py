@@ -20,7 +20,7 @@ from taskzoo.observe.gradients import GradientNormModel
 from taskzoo.observe.tensorboard import tensorboard_callbacks
 from taskzoo.observe.time_gradients import longest_batch
 from taskzoo.quiet import run_first_operations_quietly
-from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss
+from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss, continue_data
 from taskzoo.tasks import build_task, main_metric
 from taskzoo.training import (
     TimeBudget,
@@ -114,17 +114,26 @@ def _run(cfg, run_dir, output_dir, strategy, chief):
     steps_per_epoch = at_most_one_pass(train_data, trainer.steps_per_epoch or task.steps_per_epoch)
     budget = [TimeBudget(trainer.max_minutes)] if trainer.max_minutes else []
     schedule = learning_rate_callbacks(trainer, steps_per_epoch)
-    best_weights = best_weights_callback(task, trainer)
     stopper, non_finite = GracefulStop(), StopOnNonFiniteLoss()
+
+    def cut_short():
+        return stopper.received is not None or non_finite.failure is not None
+
+    best_weights = best_weights_callback(task, trainer, cut_short)
     backup = Backup(
         run_dir / "backup",
         trainer.backup_every_n_steps,
         write_directory=output_dir / "backup",
         resumables=[*budget, *schedule],
         best_weights=best_weights,
-        should_skip=lambda: stopper.received is not None or non_finite.failure is not None,
+        should_skip=cut_short,
         failed=lambda: non_finite.failure is not None,
+        exact=trainer.deterministic,
     )
+    if loop is None:
+        # A resumed run reads the batches the uninterrupted run would read next.
+        completed = (backup.read_state() or {}).get("epoch", 0)
+        train_data = continue_data(train_data, completed, steps_per_epoch)
     task_callbacks = task.callbacks(output_dir)
     verbose = console_verbosity(trainer.verbose) if chief else 0
     callbacks = [

@@ -103,11 +103,31 @@ def learning_rate_callbacks(trainer_config, steps_per_epoch):
     )]
 
 
-def best_weights_callback(task, trainer_config):
+class BestWeights(keras.callbacks.EarlyStopping):
+    """Early stopping that keeps the best validation epoch's weights and puts them back when
+    training ends. An epoch cut short (a stop signal, a non-finite loss) is not judged: its
+    weights are not those of a whole epoch, and `best_epoch` never counts it.
+
+    Args:
+        cut_short: a function; true when the epoch that just ended was cut short.
+        **kwargs: the arguments of `keras.callbacks.EarlyStopping`.
+    """
+
+    def __init__(self, cut_short=lambda: False, **kwargs):
+        super().__init__(**kwargs)
+        self.cut_short = cut_short
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.cut_short():
+            super().on_epoch_end(epoch, logs)
+
+
+def best_weights_callback(task, trainer_config, cut_short=lambda: False):
     """Keeps the weights of the best validation epoch and restores them when training ends;
     stops early after `early_stopping_patience` epochs without improvement."""
     patience = trainer_config.early_stopping_patience
-    return keras.callbacks.EarlyStopping(
+    return BestWeights(
+        cut_short,
         monitor=task.monitor,
         mode=task.monitor_mode,
         patience=trainer_config.epochs if patience is None else patience,

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY, compose_config, run_cli
+from conftest import TINY, compose_config, event_values, run_cli
 from taskzoo import train
 from taskzoo.errors import TrainingError
 from taskzoo.resilience import GracefulStop
@@ -208,3 +208,138 @@ def test_a_run_directory_under_a_file_gives_one_line(tmp_path):
     completed = run_cli(["task=sentiment", *TINY, f"hydra.run.dir={tmp_path / 'file' / 'run'}"], cwd=tmp_path)
     assert completed.returncode == 2 and "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines()[-1].startswith(f"Error: cannot use {tmp_path / 'file' / 'run'} as a run directory")
+
+
+# Exact resume: a deterministic run interrupted at any moment and resumed with the same
+# command ends with the same figures and the same weights as the run never interrupted.
+
+EXACT_RUNS = {
+    # A repeating, shuffled dataset read half a pass per epoch, with dropout.
+    "sentiment": ["task=sentiment", *TINY, "model.dropout=0.3", "trainer.epochs=4", "task.data.num_train=96"],
+    # A finite dataset read in one shuffled pass per epoch.
+    "video": ["task=video", "trainer=smoke", "model.units=8", "task.cnn_filters=[4,8]", "task.frame_features=8",
+              "task.frame_size=16", "task.data.num_train=24", "task.data.num_validation=8", "task.data.num_test=8",
+              "trainer.epochs=4", "trainer.steps_per_epoch=null"],
+}
+
+
+class SimulatedCrash(BaseException):
+    """Stands for a kill -9: nothing in the run catches it and nothing is saved on the way out."""
+
+
+class Fault(keras.callbacks.Callback):
+    """Interrupts a run at one moment: `kind` is "crash" (SimulatedCrash) or "sigterm"."""
+
+    def __init__(self, moment, kind):
+        super().__init__()
+        self.moment, self.kind = moment, kind
+        self.epoch, self.fired = 0, False
+
+    def fire(self):
+        if self.fired:
+            return
+        self.fired = True
+        if self.kind == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            raise SimulatedCrash(self.moment)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        if self.moment == "between epochs" and epoch == 2:
+            self.fire()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.moment == "mid-epoch" and self.epoch == 1 and batch == 1:
+            self.fire()
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.moment == "validation" and self.epoch == 2:
+            self.fire()
+
+
+def run_in_process(cfg, run_dir, monkeypatch, fault=None):
+    """Runs `train.run` in this process; a fault interrupts it. Returns the error, if any."""
+    task_class = type(train.build_task(cfg))
+    original = task_class.callbacks
+    with monkeypatch.context() as patch:
+        if fault is not None:
+            patch.setattr(task_class, "callbacks", lambda self, directory: [*original(self, directory), fault])
+        try:
+            train.run(cfg, run_dir)
+        except (TrainingError, SimulatedCrash) as error:
+            return error
+    return None
+
+
+def final_state(run_dir):
+    """metrics.json, the saved weights, and every epoch's training and validation loss (the last
+    value written for each epoch: a resumed run writes the interrupted epoch again)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("train_seconds", "evaluation_seconds"):
+        metrics.pop(key)
+    weights = keras.saving.load_model(run_dir / "model.keras", compile=False).get_weights()
+    curves = {split: dict(event_values(run_dir / split, "epoch_loss")) for split in ("train", "validation")}
+    return metrics, weights, curves
+
+
+def assert_same_run(resumed, uninterrupted):
+    (metrics, weights, curves), (expected_metrics, expected_weights, expected_curves) = resumed, uninterrupted
+    for split, losses in expected_curves.items():
+        assert sorted(curves[split]) == sorted(losses)
+        np.testing.assert_allclose([curves[split][epoch] for epoch in sorted(losses)], list(losses.values()), atol=1e-6)
+    assert metrics.keys() == expected_metrics.keys()
+    for split in ("test", "validation"):
+        for name, value in expected_metrics[split].items():
+            assert metrics[split][name] == pytest.approx(value, abs=1e-6), (split, name)
+    for key in ("epochs_completed", "train_steps", "best_epoch", "stop_reason"):
+        assert metrics[key] == expected_metrics[key], key
+    for array, expected in zip(weights, expected_weights):
+        np.testing.assert_allclose(array, expected, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_name", sorted(EXACT_RUNS))
+def test_a_deterministic_run_resumes_to_the_same_result_whenever_it_is_interrupted(task_name, tmp_path, monkeypatch):
+    cfg = compose_config(*EXACT_RUNS[task_name], "trainer.deterministic=true", "trainer.verbose=0")
+    assert run_in_process(cfg, tmp_path / "uninterrupted", monkeypatch) is None
+    uninterrupted = final_state(tmp_path / "uninterrupted")
+    assert uninterrupted[0]["epochs_completed"] == 4
+
+    moments = [("mid-epoch", "sigterm"), ("mid-epoch", "crash"), ("between epochs", "crash"), ("validation", "crash")]
+    if task_name == "video":
+        moments = moments[1:3]  # The finite dataset: one crash in an epoch and one between epochs.
+    for moment, kind in moments:
+        run_dir = tmp_path / f"{moment}-{kind}".replace(" ", "-")
+        error = run_in_process(cfg, run_dir, monkeypatch, Fault(moment, kind))
+        assert error is not None, (moment, kind)
+        if kind == "sigterm":
+            # The interrupted run says how far it got; its best epoch is a whole epoch.
+            interrupted = json.loads((run_dir / "metrics.json").read_text())
+            assert interrupted["stop_reason"] == "interrupted" and interrupted["epochs_completed"] == 1
+            assert interrupted["best_epoch"] is not None and interrupted["best_epoch"] <= 1
+        # Resumed from the last completed epoch: the epoch in progress is replayed.
+        backup = json.loads((run_dir / "backup" / "state.json").read_text())
+        assert backup["epoch"] == (1 if moment == "mid-epoch" else 2), (moment, kind)
+        assert run_in_process(cfg, run_dir, monkeypatch) is None
+        assert_same_run(final_state(run_dir), uninterrupted)
+
+
+@pytest.mark.slow
+def test_a_crash_while_saving_the_model_keeps_the_best_epoch_on_resume(tmp_path, monkeypatch):
+    cfg = compose_config(*EXACT_RUNS["sentiment"], "trainer.deterministic=true", "trainer.verbose=0")
+    assert run_in_process(cfg, tmp_path / "uninterrupted", monkeypatch) is None
+    uninterrupted = final_state(tmp_path / "uninterrupted")
+
+    def crash_while_saving(model, path):
+        path.with_name(f".{path.stem}.tmp.keras").write_bytes(b"PK\x03\x04 half a file")
+        raise SimulatedCrash("saving")
+
+    run_dir = tmp_path / "saving"
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "save_model_atomic", crash_while_saving)
+        with pytest.raises(SimulatedCrash):
+            train.run(cfg, run_dir)
+    assert not (run_dir / "model.keras").exists() and not (run_dir / "metrics.json").exists()
+    assert run_in_process(cfg, run_dir, monkeypatch) is None
+    assert_same_run(final_state(run_dir), uninterrupted)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from taskzoo.blocks.attention import ATTENTION_LAYERS
+from taskzoo.blocks.decoding import sampled_tokens
 from taskzoo.observe import time_gradients
 
 CELLS = {
@@ -209,6 +210,9 @@ class RecurrentDecoder(keras.layers.Layer):
         self.embedding_dropout = keras.layers.Dropout(dropout)
         self.feature_dropout = keras.layers.Dropout(dropout)
         self.output_projection = keras.layers.Dense(vocabulary_size, name="output_projection")
+        # The draws of scheduled sampling. Its state is a variable, so a resumed run (see
+        # `taskzoo.resilience`) continues the same draws.
+        self.seed_generator = keras.random.SeedGenerator(name="sampling_seed_generator")
 
     def build(self, target_input_shape, memory_shape, memory_mask_shape=None, initial_state_shape=None):
         self.embedding.build(target_input_shape)
@@ -296,9 +300,11 @@ class RecurrentDecoder(keras.layers.Layer):
         if sampling:
             # Whether each step feeds the model's own sample (never at the first step).
             steps = ops.shape(embedded)[0]
-            use_own = tf.random.uniform((steps, batch)) < self.sampling_probability
+            # (time, batch, 2): whether to feed the own sample, and the draw that samples it.
+            draws = keras.random.uniform((steps, batch, 2), seed=self.seed_generator)
+            use_own = draws[..., 0] < self.sampling_probability
             use_own = ops.concatenate([ops.zeros((1, batch), "bool"), use_own[1:]], axis=0)
-            sequence = (embedded, use_own)
+            sequence = (embedded, (use_own, draws[..., 1]))
             carry = (*carry, ops.zeros_like(embedded[0]))
         elif time_gradients.active_probe() is not None:
             # Zero perturbations of every layer's hidden state, for the time-gradient probe.
@@ -314,7 +320,7 @@ class RecurrentDecoder(keras.layers.Layer):
             states, _, previous_weights = carry[:3]
             perturbations = None
             if sampling:
-                teacher_embedded, own = step_inputs
+                teacher_embedded, (own, draw) = step_inputs
                 step_embedded = ops.where(own[:, None], carry[3], teacher_embedded)
             elif isinstance(step_inputs, tuple):
                 step_embedded, perturbations = step_inputs
@@ -329,8 +335,8 @@ class RecurrentDecoder(keras.layers.Layer):
                 return states, features, weights
             # The decoder's own guess for the next step, sampled from its prediction; no gradient
             # flows through the choice.
-            sampled = tf.random.categorical(ops.stop_gradient(self.output_projection(features)), 1)[:, 0]
-            return states, features, weights, self.embedding(ops.cast(sampled, "int32"))
+            sampled = sampled_tokens(ops.stop_gradient(self.output_projection(features)), 1.0, 0, draw)
+            return states, features, weights, self.embedding(sampled)
 
         outputs = tf.scan(body, sequence, initializer=carry)
         # (time, batch, features) -> (batch, time, features)
