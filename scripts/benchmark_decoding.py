@@ -137,7 +137,7 @@ def run_share(run_dir):
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     per_epoch = 0.0
-    validation_events = run_dir / "tensorboard" / "validation"
+    validation_events = run_dir / "validation"
     if validation_events.is_dir():
         events = EventAccumulator(str(validation_events), size_guidance={"tensors": 0})
         events.Reload()

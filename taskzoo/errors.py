@@ -25,6 +25,18 @@ class TrainingError(TaskzooError):
         self.exit_code = exit_code
 
 
+def short_cause(error, limit=160):
+    """The cause of a library's error in a few words: its last sentence, on one line.
+
+    Decoders such as ffmpeg put their whole build configuration before the cause, which comes
+    last ("... Error opening input files: Invalid data found when processing input").
+    """
+    text = " ".join(str(error).split())
+    sentences = [sentence for sentence in text.split(". ") if sentence.strip()]
+    cause = sentences[-1] if sentences else type(error).__name__
+    return cause if len(cause) <= limit else cause[: limit - 3] + "..."
+
+
 @contextlib.contextmanager
 def one_line_errors():
     """Reports a TaskzooError as one line on standard error and exits with code 2 (or the

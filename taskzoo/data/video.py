@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from taskzoo.data import files
-from taskzoo.errors import DataError
+from taskzoo.errors import DataError, short_cause
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -90,7 +90,7 @@ def read_frames(path):
     try:
         frames = np.asarray(iio.imread(path, index=None))
     except Exception as error:  # Decoders raise many kinds of errors for a damaged file.
-        raise DataError(f"{path}: cannot decode the video ({type(error).__name__}: {error}).".replace("\n", " ")) from None
+        raise DataError(f"{path}: cannot decode the video ({short_cause(error)}).") from None
     if frames.ndim == 3:  # A grey-scale video: (time, height, width).
         frames = frames[..., None]
     if frames.ndim != 4 or len(frames) == 0:
@@ -105,7 +105,7 @@ def _read_image(path):
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError) as error:
-        raise DataError(f"{path}: cannot decode the image ({error}).") from None
+        raise DataError(f"{path}: cannot decode the image ({short_cause(error)}).") from None
 
 
 def to_rgb(frames):

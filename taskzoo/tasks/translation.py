@@ -118,7 +118,7 @@ class TranslationTask(Task):
             else:
                 kept.append((source, target))
         if empty:
-            first = f" (the first at {where[0]}, line {where[1][empty[0]]})" if where else ""
+            first = f" (the first at {where[0]}, line {where[1][empty[0]]})" if where and where[1] else ""
             logger.warning("Left out %d %s pairs with an empty side%s.", len(empty), name, first)
         if long:
             logger.warning(
@@ -126,7 +126,11 @@ class TranslationTask(Task):
                 long, len(pairs), limit,
             )
         if not kept:
-            raise DataError(f"The {name} split has no usable sentence pair.")
+            source = f"{where[0]}: the {name} split" if where else f"The {name} split"
+            raise DataError(
+                f"{source} has no usable sentence pair ({len(empty)} of {len(pairs)} with an empty side, {long} "
+                f"longer than task.data.max_length={limit} tokens)."
+            )
         self.dropped[name] = {"empty": len(empty), "too_long": long}
         return kept
 
@@ -172,6 +176,12 @@ class TranslationTask(Task):
                 pairs, data_config.validation_fraction, seed, 1, of_total=total
             )
         splits["train"] = pairs
+        if isinstance(train, tuple):
+            # Carved splits keep the name of the file they come from, without line numbers.
+            source = (train[1][0], None)
+            for name in ("train", "validation", "test"):
+                if not isinstance(splits[name], tuple):
+                    splits[name] = (splits[name], source)
         return splits
 
     def _tfds_splits(self, data_config):
