@@ -58,7 +58,7 @@ def run_baseline(data, minutes, out):
     import tensorflow as tf
 
     from taskzoo.data.characters import CharacterVocabulary, split_by_character, stream_batches
-    from taskzoo.training import TimeBudget
+    from taskzoo.stopping import TimeBudget
 
     keras.utils.set_random_seed(0)
     train_text, validation_text, test_text = split_by_character(pathlib.Path(data).read_text(), 0.05, 0.05)

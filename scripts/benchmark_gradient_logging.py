@@ -29,7 +29,7 @@ from taskzoo.config import register_configs  # noqa: E402
 from taskzoo.observe.gradients import GradientNormModel  # noqa: E402
 from taskzoo.observe.tensorboard import tensorboard_callbacks  # noqa: E402
 from taskzoo.tasks import build_task  # noqa: E402
-from taskzoo.training import build_optimizer  # noqa: E402
+from taskzoo.optimization import build_optimizer  # noqa: E402
 
 
 def time_fit(model, data, steps, callbacks, repeats):

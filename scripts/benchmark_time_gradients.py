@@ -25,7 +25,7 @@ from taskzoo.config import register_configs  # noqa: E402
 from taskzoo.observe.gradients import GradientNormModel  # noqa: E402
 from taskzoo.observe.time_gradients import heatmap_image, longest_batch, time_gradient_function  # noqa: E402
 from taskzoo.tasks import build_task  # noqa: E402
-from taskzoo.training import build_optimizer  # noqa: E402
+from taskzoo.optimization import build_optimizer  # noqa: E402
 
 
 def median_seconds(function, repeats):

@@ -30,7 +30,6 @@ import tensorflow as tf
 from taskzoo.errors import ConfigError
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-CLUSTERS = ("env", "slurm")
 
 
 def cluster_resolver(cluster):

@@ -6,6 +6,12 @@ import keras
 from keras import ops
 
 
+def masked_cross_entropy():
+    """The cross-entropy of a label at every step (token, frame) averaged over the real steps
+    only: padding has sample weight 0 and does not count in the denominator either."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
+
 class _MeanCrossEntropy(keras.metrics.Metric):
     """Accumulates the cross-entropy (in nats) of every predicted token over an evaluation."""
 

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from taskzoo.training import write_json_atomic
+from taskzoo.atomic import write_json_atomic
 
 STATE_FILE = "state.json"
 

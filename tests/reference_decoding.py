@@ -211,3 +211,13 @@ def beam_search(
         _, total, tokens, history = max(candidates, key=lambda candidate: candidate[0])
         results.append({"tokens": [int(token) for token in tokens], "attention": history, "score": float(total)})
     return results
+
+
+def generate(generator, inputs, max_lengths, beam_size, length_penalty=0.0):
+    """What a `SequenceGenerator` gave before its compiled loop: its encoder, then the decoders
+    above driving its one-step function."""
+    states, memory_inputs = generator.encode(inputs)
+    arguments = (generator.step, states, memory_inputs, max_lengths, generator.start_id, generator.end_id)
+    if beam_size == 1:
+        return greedy_decode(*arguments, banned_ids=generator.banned_ids)
+    return beam_search(*arguments, beam_size=beam_size, length_penalty=length_penalty, banned_ids=generator.banned_ids)

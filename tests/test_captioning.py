@@ -88,8 +88,15 @@ def test_a_beam_of_width_one_equals_greedy_search(attention, feed):
         beam_size=1, banned_ids=generator.banned_ids))
     assert [result["tokens"] for result in beam] == [result["tokens"] for result in greedy]
     assert [result["score"] for result in beam] == pytest.approx([result["score"] for result in greedy])
-    if attention == "none":
-        assert greedy[0]["attention"] is None or greedy[0]["attention"].shape[-1] == 1
+    if attention == "none" and not feed:
+        # The decoder sees the image only through its initial state: no attention at all.
+        assert all(result["attention"] is None for result in greedy)
+    else:
+        # Soft attention over the 4 x 4 grid, or the mean of the one pooled feature vector.
+        for result in greedy:
+            # One row per decoding step: the end token's step too, unless cut at 6 tokens.
+            steps = min(len(result["tokens"]) + 1, 6)
+            assert result["attention"].shape == (steps, 16 if attention == "soft" else 1)
 
 
 def test_the_compiled_decoder_captions_as_the_reference_decoders_do():

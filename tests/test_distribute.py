@@ -37,7 +37,9 @@ def test_a_slurm_cluster_outside_slurm_is_one_clear_error(monkeypatch):
 
 
 def test_an_unknown_strategy_is_refused_when_the_configuration_is_composed():
-    with pytest.raises(Exception, match="strategy"):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="strategy"):
         compose_config(*TINY, "trainer.strategy=horovod")
 
 

@@ -1,4 +1,4 @@
-"""The shared trainer's learning-rate schedule."""
+"""The run's phases and callback order, the learning-rate schedule, and a task trained without the trainer."""
 
 import math
 
@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from taskzoo.training import CosineSchedule
+from conftest import compose_config
+from taskzoo import train
+from taskzoo.observe.gradients import GradientNormLogger
+from taskzoo.optimization import CosineSchedule
+from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss
+from taskzoo.stopping import BestWeights, TimeBudget
+from taskzoo.tasks.translation import ScheduledSampling, TranslationSamples, TranslationTask
 
 
 class LearningRates(keras.callbacks.Callback):
@@ -39,3 +45,39 @@ def test_with_a_time_budget_the_rate_follows_the_time_spent():
     rates = fit_with(CosineSchedule(0.1, 0.05, total_steps=1000, max_minutes=1, clock=lambda: next(readings)))
     expected = [0.1 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min((step + 1) / 4, 1)))) for step in range(8)]
     assert rates == pytest.approx(expected, rel=1e-5)
+
+
+TINY_TRANSLATION = [
+    "task=translation", "trainer=smoke", "model.units=8", "model.embedding_dim=8", "task.data.num_train=64",
+    "task.data.num_validation=8", "task.data.num_test=8", "task.eval_decode_examples=8",
+]
+
+
+def test_the_callbacks_of_a_run_come_in_their_stated_order(tmp_path):
+    cfg = compose_config(*TINY_TRANSLATION, "task.scheduled_sampling=0.2", "trainer.max_minutes=5",
+                         "trainer.schedule=cosine")
+    run = train.Run(cfg, tmp_path, tmp_path, strategy=None, chief=True)
+    run.prepare()
+    kinds = [type(callback) for callback in run.callbacks]
+    position = {kind: kinds.index(kind) for kind in kinds}
+    assert kinds[:3] == [Backup, StopOnNonFiniteLoss, GracefulStop]
+    # The task's callbacks add val_bleu to the logs before early stopping reads them.
+    assert position[TranslationSamples] < position[BestWeights] and position[ScheduledSampling] < position[BestWeights]
+    # The gradient-norm logger adds its values before TensorBoard writes the logs.
+    tensorboard = next(index for index, callback in enumerate(run.callbacks)
+                       if isinstance(callback, keras.callbacks.TensorBoard))
+    assert position[BestWeights] < position[GradientNormLogger] < tensorboard
+    assert kinds[-2:] == [TimeBudget, CosineSchedule]
+
+
+def test_a_task_trains_under_a_plain_keras_fit(tmp_path):
+    # The task's callbacks reach the network through `trained_network`: no trainer needed.
+    keras.utils.set_random_seed(0)
+    task = TranslationTask(compose_config(*TINY_TRANSLATION, "task.scheduled_sampling=0.5"))
+    train_data, validation_data, _ = task.datasets()
+    network = task.build_model()
+    network.compile(optimizer="adam", loss=task.loss(), weighted_metrics=task.weighted_metrics())
+    history = network.fit(train_data, validation_data=validation_data, epochs=2, steps_per_epoch=4,
+                          validation_steps=1, callbacks=task.callbacks(tmp_path), shuffle=False, verbose=0)
+    assert len(history.history["val_bleu"]) == 2 and history.history["val_decode_seconds"][-1] > 0
+    assert float(network.get_layer("decoder").sampling_probability.numpy()) == 0.0  # reset at the end

@@ -154,16 +154,6 @@ def trained_translator(request):
     return translator.generator, source_ids
 
 
-def reference_decode(generator, source_ids, max_lengths, beam_size, length_penalty):
-    """What taskzoo's decoders gave before the compiled loop, on the same model."""
-    states, memory_inputs = generator.encode(source_ids)
-    arguments = (generator.step, states, memory_inputs, max_lengths, parallel.START_ID, parallel.END_ID)
-    if beam_size == 1:
-        return reference_decoding.greedy_decode(*arguments, banned_ids=generator.banned_ids)
-    return reference_decoding.beam_search(*arguments, beam_size=beam_size, length_penalty=length_penalty,
-                                          banned_ids=generator.banned_ids)
-
-
 def assert_same_results(results, expected):
     assert [result["tokens"] for result in results] == [result["tokens"] for result in expected]
     np.testing.assert_allclose([result["score"] for result in results], [result["score"] for result in expected],
@@ -181,7 +171,7 @@ def test_the_compiled_decoder_gives_the_reference_decoders_answers(trained_trans
     # Different maximum lengths in one batch: some translations are cut, others end.
     max_lengths = np.tile([4, 12, 7], len(source_ids))[: len(source_ids)]
     results = generator.generate(source_ids, max_lengths, beam_size, length_penalty)
-    expected = reference_decode(generator, source_ids, max_lengths, beam_size, length_penalty)
+    expected = reference_decoding.generate(generator, source_ids, max_lengths, beam_size, length_penalty)
     assert_same_results(results, expected)
     lengths = {len(result["tokens"]) for result in results}
     assert len(lengths) > 2, "the test model should give translations of several lengths"
@@ -353,8 +343,8 @@ def test_line_aligned_files_plain_and_gzip(tmp_path):
         "task.data.source_lang=de", "task.data.target_lang=en",
     )
     assert task.pairs["validation"] == [("ich sehe 3 hunde .", "i see 3 dogs .")]
-    assert len(task.pairs["train"]) + len(task.pairs["test"]) == 40
-    assert all(pair in PAIRS for pair in task.pairs["train"])
+    # Every line pair once, aligned, in train or test (carved off by seed).
+    assert sorted(task.pairs["train"] + task.pairs["test"]) == sorted(PAIRS)
     assert task.languages == ("de", "en")
 
 

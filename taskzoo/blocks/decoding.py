@@ -134,17 +134,14 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be 1 or more; received {beam_size}.")
-    width, candidates = beam_size, 2 * beam_size
+    width = beam_size
     max_lengths = tf.cast(max_lengths, tf.int32)
     batch = tf.shape(max_lengths)[0]
-    max_steps = tf.reduce_max(max_lengths)
     alpha = tf.cast(length_penalty, tf.float64)
-    minus_infinity = tf.constant(-np.inf, tf.float64)
     # Row b * width + k of the expanded batch holds hypothesis k of example b.
     states = tf.nest.map_structure(lambda tensor: tf.repeat(tensor, width, axis=0), states)
     memory_inputs = tf.nest.map_structure(lambda tensor: tf.repeat(tensor, width, axis=0), memory_inputs)
     own_rows = tf.reshape(tf.range(batch * width), [batch, width])
-    first_rows = own_rows[:, :1]  # (batch, 1)
     has_attention = []
 
     def body(position, tokens, states, scores, done, ended, history):
@@ -152,79 +149,105 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
         if weights is not None:
             has_attention.append(True)
             history["attention"] = history["attention"].write(position, tf.cast(weights, tf.float32))
-        log_probs = log_probabilities(logits, banned_ids)
-        vocabulary_size = tf.shape(log_probs)[-1]
-        # (batch, width * vocabulary): every extension of every live hypothesis; the best
-        # 2 * width always hold `width` that do not end here. Ties keep the lower index.
-        totals = tf.reshape(scores[:, :, None] + tf.reshape(log_probs, [batch, width, vocabulary_size]), [batch, -1])
-        values, indices = tf.math.top_k(totals, k=candidates)
-        candidate_tokens = indices % vocabulary_size
-        candidate_parents = first_rows + indices // vocabulary_size
-        valid = tf.math.is_finite(values) & ~done[:, None]
-        ends = (candidate_tokens == end_id) | (position + 1 >= max_lengths[:, None])
-
-        # Hypotheses that end here: only an ending among the step's `width` best counts. Keep
-        # the `width` best ended hypotheses so far (earlier ones first among equals).
-        ending = valid & ends & (tf.range(candidates) < width)[None, :]
-        lengths = position + tf.cast(candidate_tokens != end_id, tf.int32)
-        normalized = tf.where(ending, values / length_normalizer(tf.cast(lengths + 1, tf.float64), alpha), minus_infinity)
-        new = {"normalized": normalized, "total": values, "step": tf.fill(tf.shape(values), position),
-               "parent": candidate_parents, "token": candidate_tokens, "length": lengths}
-        merged = {key: tf.concat([ended[key], new[key]], axis=1) for key in ended}
-        best = tf.math.top_k(merged["normalized"], k=width).indices
-        ended = {key: tf.gather(value, best, batch_dims=1) for key, value in merged.items()}
-
-        # Hypotheses that go on: the first `width` candidates that do not end, in order.
-        going_on = valid & ~ends
-        slot = tf.cumsum(tf.cast(going_on, tf.int32), axis=1) - 1
-        kept = going_on & (slot < width)
-        order = tf.argsort(tf.where(kept, slot, candidates + tf.range(candidates)[None, :]), stable=True)[:, :width]
-        filled = tf.gather(kept, order, batch_dims=1)
-        scores = tf.where(filled, tf.gather(values, order, batch_dims=1), minus_infinity)
-        new_tokens = tf.where(filled, tf.gather(candidate_tokens, order, batch_dims=1), end_id)
-        parents = tf.where(filled, tf.gather(candidate_parents, order, batch_dims=1), own_rows)
-
+        candidates = _best_extensions(scores, log_probabilities(logits, banned_ids), own_rows, width)
+        candidates["valid"] &= ~done[:, None]
+        candidates["ends"] = (candidates["token"] == end_id) | (position + 1 >= max_lengths[:, None])
+        ended = _keep_best_ended(ended, candidates, position, width, end_id, alpha)
+        scores, new_tokens, parents, kept = _next_beam(candidates, own_rows, width, end_id)
+        # The loop's variables keep the static shapes they entered with.
+        tokens, parents = tf.ensure_shape(new_tokens, tokens.shape), tf.ensure_shape(parents, tokens.shape)
         # An example is done when no live hypothesis is more likely than every ended one: a
         # live log-probability only falls as it grows.
         full = tf.reduce_all(tf.math.is_finite(ended["normalized"]), axis=1)
         beaten = tf.reduce_max(scores, axis=1) <= tf.reduce_min(ended["total"], axis=1)
-        done = done | ~tf.reduce_any(kept, axis=1) | (full & beaten)
-
-        tokens, parents = tf.reshape(new_tokens, [-1]), tf.reshape(parents, [-1])
+        done = done | ~kept | (full & beaten)
         history["tokens"] = history["tokens"].write(position, tokens)
         history["parents"] = history["parents"].write(position, parents)
         states = tf.nest.map_structure(lambda tensor: tf.gather(tensor, parents), states)
         return position + 1, tokens, states, scores, done, ended, history
 
-    def empty(dtype, value):
-        return tf.fill([batch, width], tf.constant(value, dtype))
-
+    minus_infinity = tf.fill([batch, width], tf.constant(-np.inf, tf.float64))
     start = (
         tf.constant(0),
         tf.fill([batch * width], tf.cast(start_id, tf.int32)),
         states,
         # Only the first hypothesis of each example is live at the start: the others are copies.
-        tf.concat([tf.zeros([batch, 1], tf.float64), tf.fill([batch, width - 1], minus_infinity)], axis=1),
+        tf.concat([tf.zeros([batch, 1], tf.float64), minus_infinity[:, 1:]], axis=1),
         tf.zeros([batch], tf.bool),
-        {"normalized": empty(tf.float64, -np.inf), "total": empty(tf.float64, -np.inf),
-         **{key: empty(tf.int32, 0) for key in ("step", "parent", "token", "length")}},
-        {"tokens": tf.TensorArray(tf.int32, size=0, dynamic_size=True),
-         "parents": tf.TensorArray(tf.int32, size=0, dynamic_size=True),
-         "attention": tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False)},
+        {"normalized": minus_infinity, "total": minus_infinity,
+         **{key: tf.zeros([batch, width], tf.int32) for key in ("step", "parent", "token", "length")}},
+        {key: tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=key != "attention")
+         for key, dtype in (("tokens", tf.int32), ("parents", tf.int32), ("attention", tf.float32))},
     )
     position, _, _, scores, _, ended, history = tf.while_loop(
-        lambda position, tokens, states, scores, done, *rest: (position < max_steps) & ~tf.reduce_all(done),
+        lambda position, tokens, states, scores, done, *rest: (position < tf.reduce_max(max_lengths))
+        & ~tf.reduce_all(done),
         body, start,
     )
-    tokens = history["tokens"].stack()  # (steps, batch * width)
-    parents = history["parents"].stack()
     attention = history["attention"].stack() if has_attention else None  # (steps, rows, positions)
+    return _best_hypotheses(ended, scores, position, history["tokens"].stack(), history["parents"].stack(),
+                            attention, own_rows, end_id)
 
-    # The best ended hypothesis of each example (the first: they are sorted). An example with
-    # none (every candidate was banned) takes its best live hypothesis.
+
+def _best_extensions(scores, log_probs, own_rows, width):
+    """The best 2 × width extensions of each example's live hypotheses (scores (batch, width),
+    log_probs (batch × width, vocabulary)): they always hold `width` that do not end here. Ties
+    keep the lower index, as a stable sort would."""
+    batch, vocabulary_size = tf.shape(scores)[0], tf.shape(log_probs)[-1]
+    # (batch, width * vocabulary): every extension of every live hypothesis.
+    totals = tf.reshape(scores[:, :, None] + tf.reshape(log_probs, [batch, width, vocabulary_size]), [batch, -1])
+    values, indices = tf.math.top_k(totals, k=2 * width)
+    return {
+        "total": values,
+        "token": indices % vocabulary_size,
+        "parent": own_rows[:, :1] + indices // vocabulary_size,
+        "valid": tf.math.is_finite(values),
+    }
+
+
+def _keep_best_ended(ended, candidates, position, width, end_id, alpha):
+    """Adds the candidates that end here, among the step's `width` best, to the ended hypotheses
+    and keeps the `width` best by normalised score (earlier ones first among equals)."""
+    ending = candidates["valid"] & candidates["ends"] & (tf.range(2 * width) < width)[None, :]
+    lengths = position + tf.cast(candidates["token"] != end_id, tf.int32)
+    normalizer = length_normalizer(tf.cast(lengths + 1, tf.float64), alpha)
+    new = {
+        "normalized": tf.where(ending, candidates["total"] / normalizer, tf.constant(-np.inf, tf.float64)),
+        "total": candidates["total"],
+        "step": tf.fill(tf.shape(lengths), position),
+        "parent": candidates["parent"],
+        "token": candidates["token"],
+        "length": lengths,
+    }
+    merged = {key: tf.concat([ended[key], new[key]], axis=1) for key in ended}
+    best = tf.math.top_k(merged["normalized"], k=width).indices
+    return {key: tf.gather(value, best, batch_dims=1) for key, value in merged.items()}
+
+
+def _next_beam(candidates, own_rows, width, end_id):
+    """The first `width` candidates that do not end, in order: their scores (batch, width), and
+    their tokens and parent rows (batch × width,); whether each example kept any (batch,).
+    Empty places get -inf, the end token and their own row."""
+    going_on = candidates["valid"] & ~candidates["ends"]
+    slot = tf.cumsum(tf.cast(going_on, tf.int32), axis=1) - 1
+    kept = going_on & (slot < width)
+    count = 2 * width
+    order = tf.argsort(tf.where(kept, slot, count + tf.range(count)[None, :]), stable=True)[:, :width]
+    filled = tf.gather(kept, order, batch_dims=1)
+
+    def take(key, empty):
+        return tf.where(filled, tf.gather(candidates[key], order, batch_dims=1), empty)
+
+    scores = take("total", tf.constant(-np.inf, tf.float64))
+    tokens, parents = take("token", end_id), take("parent", own_rows)
+    return scores, tf.reshape(tokens, [-1]), tf.reshape(parents, [-1]), tf.reduce_any(kept, axis=1)
+
+
+def _best_hypotheses(ended, scores, position, tokens, parents, attention, own_rows, end_id):
+    """Each example's best ended hypothesis (the first: they are sorted) as a `Decoded` tuple;
+    an example with none (every candidate was banned) takes its best live hypothesis."""
     has_ended = tf.math.is_finite(ended["normalized"][:, 0])
-    live_best = tf.argmax(scores, axis=1, output_type=tf.int32)
-    live_row = tf.gather(own_rows, live_best, batch_dims=1)
+    live_row = tf.gather(own_rows, tf.argmax(scores, axis=1, output_type=tf.int32), batch_dims=1)
     last_step = tf.maximum(position - 1, 0)
     end_step = tf.where(has_ended, ended["step"][:, 0], last_step)
     end_parent = tf.where(has_ended, ended["parent"][:, 0], tf.gather(parents[last_step], live_row))

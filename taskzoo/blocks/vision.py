@@ -3,8 +3,8 @@
 - `FrameEncoder` maps one image (height, width, channels), uint8 or float, to a feature vector;
   `VideoEncoder` applies it to the real frames of padded videos.
 - `ImageEncoder` keeps the spatial grid: an image becomes (locations, features), the memory a
-  captioning decoder attends over; `PretrainedImageEncoder` does the same with a Keras
-  application (MobileNetV3, EfficientNet, ResNet...) and weights from a local file.
+  captioning decoder attends over; `pretrained_backbone` gives the same grid from a Keras
+  application (MobileNetV3, EfficientNet, ResNet...) with weights from a local file.
 """
 
 import keras

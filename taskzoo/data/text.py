@@ -58,6 +58,11 @@ def split_off(data, fraction, seed, salt, of_total=None):
     return take(rest), take(part)
 
 
+# How texts become words, for training and for the saved model alike (one place, so the two
+# never disagree).
+WORDS = {"standardize": "lower_and_strip_punctuation", "split": "whitespace", "output_mode": "int"}
+
+
 def build_vectorizer(texts, vocabulary_size):
     """A word-level TextVectorization (lower-cased, punctuation stripped) adapted to `texts`.
 
@@ -65,13 +70,7 @@ def build_vectorizer(texts, vocabulary_size):
     """
     import keras
 
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=vocabulary_size,
-        standardize="lower_and_strip_punctuation",
-        split="whitespace",
-        output_mode="int",
-        ragged=True,
-    )
+    vectorizer = keras.layers.TextVectorization(max_tokens=vocabulary_size, ragged=True, **WORDS)
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(texts).batch(1024))
     return vectorizer
 

@@ -8,6 +8,17 @@ import keras
 from taskzoo.errors import ConfigError, DataError
 
 
+def trained_network(model):
+    """The task's network inside the model that Keras trains, for a task's callbacks.
+
+    `self.model` of a callback is whatever `fit` was called on: the trainer wraps the network in a
+    `GradientNormModel` (its `network` attribute) to record gradient norms, while a plain
+    `network.fit(...)` trains the network itself. Callbacks read the network through this one
+    function, so they work under both.
+    """
+    return getattr(model, "network", model)
+
+
 class PredictOption(NamedTuple):
     """An option of `taskzoo-predict` for a task: how its value is converted, and its help."""
 

@@ -22,7 +22,6 @@ import logging
 import math
 import pathlib
 import time
-import weakref
 
 import keras
 import numpy as np
@@ -38,8 +37,8 @@ from taskzoo.data.synthetic.scenes import generate_scenes
 from taskzoo.data.text import in_memory_options
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
-from taskzoo.metrics import Perplexity, corpus_bleu
-from taskzoo.tasks.base import PredictOption, Task, load_run_model, write_output_file
+from taskzoo.metrics import Perplexity, corpus_bleu, masked_cross_entropy
+from taskzoo.tasks.base import PredictOption, Task, load_run_model, trained_network, write_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +242,7 @@ class CaptioningTask(Task):
         )(caption_input, memory, memory_mask, initial_states)
 
     def loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+        return masked_cross_entropy()
 
     def weighted_metrics(self):
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), Perplexity()]
@@ -252,7 +251,11 @@ class CaptioningTask(Task):
         return [CaptionSamples(self, run_dir / "samples")]
 
     def captioner(self, network):
-        return Captioner.for_network(network, self.tokenizer, self.vocabulary, self.cfg.task.max_length)
+        """One captioner per network, made on first use and kept on the task (its compiled
+        functions read the network's current weights, so it serves every epoch)."""
+        if getattr(self, "_captioner", None) is None or self._captioner.network is not network:
+            self._captioner = Captioner(network, self.tokenizer, self.vocabulary, self.cfg.task.max_length)
+        return self._captioner
 
     def extra_metrics(self, network, split):
         task_config = self.cfg.task
@@ -310,7 +313,7 @@ class CaptioningTask(Task):
         vocabulary = parallel.Vocabulary(json.loads((run_dir / "vocabulary.json").read_text()))
         tokenizer = parallel.Tokenizer("word", cfg.task.lowercase, split_punctuation=True)
         image = caption_files.read_image(path, cfg.task.image_size)
-        captioner = Captioner.for_network(network, tokenizer, vocabulary, cfg.task.max_length)
+        captioner = Captioner(network, tokenizer, vocabulary, cfg.task.max_length)
         result = captioner.caption(image[None], beam_size, options.get("length_penalty", cfg.task.length_penalty))[0]
         print(result["text"])
         if "attention" in options:
@@ -362,9 +365,8 @@ def bleu_scores(results, references):
 class Captioner:
     """Captions images with a trained network, greedily or with beam search."""
 
-    _cache = weakref.WeakKeyDictionary()
-
     def __init__(self, network, tokenizer, vocabulary, max_length):
+        self.network = network
         self.tokenizer, self.vocabulary, self.max_length = tokenizer, vocabulary, max_length
         memory_mask = network.get_layer("memory_mask")
         encoder = keras.Model(
@@ -375,12 +377,6 @@ class Captioner:
             encoder, network.get_layer("decoder"), parallel.START_ID, parallel.END_ID,
             banned_ids=(parallel.PADDING_ID, parallel.START_ID),
         )
-
-    @classmethod
-    def for_network(cls, network, tokenizer, vocabulary, max_length):
-        if network not in cls._cache:
-            cls._cache[network] = cls(network, tokenizer, vocabulary, max_length)
-        return cls._cache[network]
 
     def caption(self, images, beam_size=1, length_penalty=0.0, batch_size=64):
         """One dict per image: `text`, `tokens`, `attention` ((steps, locations) or None)."""
@@ -414,7 +410,7 @@ class CaptionSamples(keras.callbacks.Callback):
         task = self.task
         limit = task.decode_limit(len(task.references["validation"]), task.cfg.task.eval_decode_examples)
         started = time.perf_counter()
-        results = task.captioner(self.model.network).caption(task.inputs["validation"][:limit])
+        results = task.captioner(trained_network(self.model)).caption(task.inputs["validation"][:limit])
         if logs is not None:
             logs["val_bleu4"] = bleu_scores(results, task.references["validation"][:limit])["bleu4"]
             # TensorBoard shows it as the validation run's epoch_decode_seconds.

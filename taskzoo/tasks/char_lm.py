@@ -32,7 +32,7 @@ from taskzoo.data import characters
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import BitsPerCharacter, Perplexity
-from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict
+from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict, trained_network
 
 SAMPLE_TEMPERATURES = (0.5, 1.0)
 
@@ -236,7 +236,7 @@ class TextSamples(keras.callbacks.Callback):
         self.prompt = prompt
 
     def on_epoch_end(self, epoch, logs=None):
-        self.generator_model.set_weights(self.model.network.get_weights())
+        self.generator_model.set_weights(trained_network(self.model).get_weights())
         with self.writer.as_default(step=epoch), tf.summary.record_if(True):
             for temperature in SAMPLE_TEMPERATURES:
                 text = self.prompt + self.generator.generate(

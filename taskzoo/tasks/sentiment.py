@@ -188,9 +188,7 @@ class SentimentTask(Task):
 
     def export_model(self, model):
         vectorizer = keras.layers.TextVectorization(
-            standardize="lower_and_strip_punctuation",
-            split="whitespace",
-            output_mode="int",
+            **text.WORDS,
             output_sequence_length=self.cfg.task.max_length,
             vocabulary=self.vectorizer.get_vocabulary(),
             name="vectorizer",

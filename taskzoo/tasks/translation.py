@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import time
-import weakref
 
 import keras
 import numpy as np
@@ -32,12 +31,13 @@ from taskzoo.data import parallel
 from taskzoo.data.synthetic.number_pairs import generate_pairs
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
-from taskzoo.metrics import Perplexity, corpus_bleu
+from taskzoo.metrics import Perplexity, corpus_bleu, masked_cross_entropy
 from taskzoo.tasks.base import (
     PredictOption,
     Task,
     load_run_model,
     texts_to_predict,
+    trained_network,
     warn_if_mostly_unknown,
     write_output_file,
 )
@@ -251,8 +251,7 @@ class TranslationTask(Task):
         return keras.Model({"source": source, "target_input": target_input}, logits, name="translator")
 
     def loss(self):
-        # The mean over real target tokens: padding has weight 0 and is not counted.
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+        return masked_cross_entropy()
 
     def weighted_metrics(self):
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), Perplexity()]
@@ -268,8 +267,12 @@ class TranslationTask(Task):
         return callbacks
 
     def translator(self, network):
-        return Translator.for_network(network, self.tokenizer, self.source_vocabulary, self.target_vocabulary,
-                                      self.cfg.task.max_output_length)
+        """One translator per network, made on first use and kept on the task (its compiled
+        functions read the network's current weights, so it serves every epoch)."""
+        if getattr(self, "_translator", None) is None or self._translator.network is not network:
+            self._translator = Translator(network, self.tokenizer, self.source_vocabulary, self.target_vocabulary,
+                                          self.cfg.task.max_output_length)
+        return self._translator
 
     def extra_metrics(self, network, split):
         task_config = self.cfg.task
@@ -325,7 +328,7 @@ class TranslationTask(Task):
         vocabularies = json.loads((run_dir / "vocabulary.json").read_text())
         tokenizer = parallel.Tokenizer(**vocabularies["tokenizer"])
         source_vocabulary = parallel.Vocabulary(vocabularies["source"])
-        translator = Translator.for_network(
+        translator = Translator(
             network, tokenizer, source_vocabulary,
             parallel.Vocabulary(vocabularies["target"]), cfg.task.max_output_length,
         )
@@ -356,9 +359,8 @@ class Translator:
     sentences; the decoder's `step` then runs once per generated token, compiled.
     """
 
-    _cache = weakref.WeakKeyDictionary()
-
     def __init__(self, network, tokenizer, source_vocabulary, target_vocabulary, max_output_length=None):
+        self.network = network
         self.tokenizer = tokenizer
         self.source_vocabulary = source_vocabulary
         self.target_vocabulary = target_vocabulary
@@ -375,15 +377,6 @@ class Translator:
             encoder, network.get_layer("decoder"), parallel.START_ID, parallel.END_ID,
             banned_ids=(parallel.PADDING_ID, parallel.START_ID),
         )
-
-    @classmethod
-    def for_network(cls, network, *args):
-        """One translator per network, reused (its compiled functions read the current weights)."""
-        if network not in cls._cache:
-            cls._cache[network] = cls(network, *args)
-        translator = cls._cache[network]
-        translator.tokenizer, translator.source_vocabulary, translator.target_vocabulary, translator.max_output_length = args
-        return translator
 
     def translate(self, sentences, beam_size=1, length_penalty=0.0, batch_size=64):
         """Returns one dict per sentence: `text`, `tokens`, `source_tokens`, `attention`
@@ -432,13 +425,13 @@ class ScheduledSampling(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         probability = self.probability_at(epoch)
-        self.model.network.get_layer("decoder").sampling_probability.assign(probability)
+        trained_network(self.model).get_layer("decoder").sampling_probability.assign(probability)
         if logs is not None:
             logs["sampling_probability"] = probability
 
     def on_train_end(self, logs=None):
         # Evaluation is always teacher-forced.
-        self.model.network.get_layer("decoder").sampling_probability.assign(0.0)
+        trained_network(self.model).get_layer("decoder").sampling_probability.assign(0.0)
 
 
 class TranslationSamples(keras.callbacks.Callback):
@@ -459,7 +452,7 @@ class TranslationSamples(keras.callbacks.Callback):
         pairs = task.pairs["validation"]
         sources, references = zip(*pairs[:task.decode_limit(len(pairs), task.cfg.task.eval_decode_examples)])
         started = time.perf_counter()
-        translations = task.translator(self.model.network).translate(sources, beam_size=1)
+        translations = task.translator(trained_network(self.model)).translate(sources, beam_size=1)
         if logs is not None:
             logs["val_bleu"] = task.bleu(translations, references)
             # TensorBoard shows it as the validation run's epoch_decode_seconds.

@@ -15,7 +15,6 @@ recurrence: the per-frame baseline.
 import json
 import logging
 import pathlib
-import weakref
 
 import keras
 import numpy as np
@@ -28,7 +27,8 @@ from taskzoo.data.synthetic.moving_digits import CLASS_NAMES, generate_videos
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.segments import segment_scores, segments
-from taskzoo.tasks.base import PredictOption, Task, load_run_model
+from taskzoo.metrics import masked_cross_entropy
+from taskzoo.tasks.base import PredictOption, Task, load_run_model, trained_network
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +160,7 @@ class VideoTask(Task):
         return keras.Model({"frames": frames, "mask": real_frames}, logits, name="video_labeller")
 
     def loss(self):
-        # The mean over real frames: padding has weight 0 and does not count in the denominator.
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+        return masked_cross_entropy()
 
     def weighted_metrics(self):
         return [keras.metrics.SparseCategoricalAccuracy(name="frame_accuracy")]
@@ -170,7 +169,11 @@ class VideoTask(Task):
         return [ValidationVideos(self, run_dir / "samples")]
 
     def extra_metrics(self, network, split):
-        predictions = predict_labels(network, self.batches_of(split))
+        dataset = self.batches_of(split)
+        if getattr(self, "_labeller", (None, None))[0] is not network:
+            # Kept on the task: traced once per network, whatever the split.
+            self._labeller = (network, label_function(network, dataset))
+        predictions = predict_labels(network, dataset, self._labeller[1])
         return segment_scores(predictions, self.label_ids[split])
 
     def batches_of(self, split):
@@ -245,18 +248,20 @@ def match_input(frames, input_shape):
     return frames
 
 
-_PREDICT_FUNCTIONS = weakref.WeakKeyDictionary()
+def label_function(network, dataset):
+    """The network's compiled frame labelling; the time axis and the batch size are left open."""
+    return tf.function(
+        lambda inputs: tf.argmax(network(inputs, training=False), axis=-1),
+        input_signature=[dataset.element_spec[0]],
+    )
 
 
-def predict_labels(network, dataset):
-    """The predicted label ids of every video, real frames only, in dataset order."""
-    if network not in _PREDICT_FUNCTIONS:
-        # Traced once per network: the time axis and the batch size are left open.
-        _PREDICT_FUNCTIONS[network] = tf.function(
-            lambda inputs: tf.argmax(network(inputs, training=False), axis=-1),
-            input_signature=[dataset.element_spec[0]],
-        )
-    predict = _PREDICT_FUNCTIONS[network]
+def predict_labels(network, dataset, predict=None):
+    """The predicted label ids of every video, real frames only, in dataset order.
+
+    `predict`, from `label_function`, is the compiled prediction to reuse across calls.
+    """
+    predict = predict or label_function(network, dataset)
     predictions = []
     for inputs, _, _ in dataset:
         labels = predict(inputs).numpy()
@@ -279,7 +284,7 @@ class ValidationVideos(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        network = self.model.network
+        network = trained_network(self.model)
         scores = self.task.extra_metrics(network, "validation")
         if logs is not None:
             logs.update({f"val_{name}": value for name, value in scores.items()})
