@@ -98,6 +98,12 @@ class SamplingSchedule(Choice):
     linear = "linear"
 
 
+class TagFileFormat(Choice):
+    auto = "auto"
+    conllu = "conllu"
+    columns = "columns"
+
+
 class DataSource(Choice):
     synthetic = "synthetic"
     tfds = "tfds"
@@ -446,6 +452,64 @@ class CaptioningTaskConfig:
 
 
 @dataclasses.dataclass
+class TaggingDataConfig:
+    """Where the tagging task reads its tagged sentences from."""
+
+    # synthetic: generated sentences whose tags need context on both sides (offline); files; tfds.
+    source: DataSource = DataSource.synthetic
+    # TFDS builder with tokens and per-token tags (source=tfds), e.g. conll2003 or
+    # universal_dependencies/en_ewt, its data directory and splits; a missing validation split is
+    # carved from the training split.
+    name: Optional[str] = None
+    data_dir: Optional[str] = None
+    train_split: str = "train"
+    validation_split: Optional[str] = "validation"
+    test_split: str = "test"
+    # Local files (source=files), plain or .gz: CoNLL-U, or columns (word and tag columns, a
+    # blank line between sentences); auto decides by the file name (.conllu) and its first line.
+    # Validation and test are split off the training sentences when not given.
+    train: Optional[str] = None
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    format: TagFileFormat = TagFileFormat.auto
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Sentences generated (source=synthetic).
+    num_train: int = 8000
+    num_validation: int = 1000
+    num_test: int = 2000
+
+
+@dataclasses.dataclass
+class TaggingTaskConfig:
+    name: str = "tagging"
+    data: TaggingDataConfig = dataclasses.field(default_factory=TaggingDataConfig)
+    # Which tag to learn. CoNLL-U: upos (universal part of speech) or xpos (the treebank's own
+    # tags); column files: a column number counted from 1 (null: the last column); TFDS: a
+    # feature name such as pos or ner (null: upos, or the only per-token tag feature).
+    tag_column: Optional[str] = None
+    # The column of the words in a column file, counted from 1.
+    word_column: int = 1
+    # The word vocabulary: at most vocabulary_size words (padding and <unk> included), each seen
+    # min_frequency times in training, lower-cased when lowercase (characters keep their case).
+    vocabulary_size: int = 50000
+    min_frequency: int = 2
+    lowercase: bool = True
+    # In training, a word is replaced by <unk> with this probability, so <unk> learns to stand
+    # for words the vocabulary does not hold.
+    word_dropout: float = 0.05
+    # Also read every word by its characters with a bidirectional recurrent encoder (the cell of
+    # model.cell, char_units per direction), so unseen words get a representation from their
+    # spelling. Words longer than max_word_length are read by their beginning and end.
+    char_features: bool = True
+    char_embedding_dim: int = 32
+    char_units: int = 64
+    max_word_length: int = 20
+    # Tags shown in the confusion-matrix image each epoch: the most confused ones.
+    confusion_tags: int = 10
+
+
+@dataclasses.dataclass
 class TaskzooConfig:
     task: Any = MISSING
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -460,6 +524,7 @@ TASK_SCHEMAS = {
     "video": VideoTaskConfig,
     "translation": TranslationTaskConfig,
     "captioning": CaptioningTaskConfig,
+    "tagging": TaggingTaskConfig,
 }
 
 
@@ -545,6 +610,7 @@ def validate_config(cfg: DictConfig):
     _check(cfg, "task.vocabulary_size", lambda v: v >= 3, "an integer of 3 or more")
     _check(cfg, "task.max_length", *positive)
     _check(cfg, "task.scheduled_sampling", lambda v: 0 <= v <= 1, "a number in [0, 1]")
+    _check(cfg, "task.word_dropout", lambda v: 0 <= v < 1, "a number in [0, 1)")
     _check(cfg, "task.length_penalty", lambda v: v >= 0, "a number of 0 or more")
     _check(cfg, "task.sample_sentences", lambda v: v >= 0, "an integer of 0 or more")
     _check(cfg, "task.sample_images", lambda v: v >= 0, "an integer of 0 or more")
@@ -555,7 +621,8 @@ def validate_config(cfg: DictConfig):
                 "task.frame_size", "task.frame_stride", "task.max_frames", "task.frame_features",
                 "task.strip_frames", "task.data.max_length", "task.min_frequency", "task.beam_size",
                 "task.max_output_length", "task.eval_decode_examples", "task.image_size",
-                "task.image_features"):
+                "task.image_features", "task.word_column", "task.char_embedding_dim", "task.char_units",
+                "task.max_word_length", "task.confusion_tags"):
         _check(cfg, key, *positive)
     fractions = [OmegaConf.select(cfg, f"task.data.{name}_fraction") for name in ("validation", "test")]
     if None not in fractions and sum(fractions) >= 1:

@@ -55,6 +55,16 @@ def captioning(images, captions):
             "task.data.source=files", f"task.data.images={images}", f"task.data.captions={captions}"]
 
 
+def tagging(path):
+    return ["task=tagging", *TINY, "task.char_units=4", "task.char_embedding_dim=4", "task.data.source=files",
+            f"task.data.train={path}"]
+
+
+CONLLU_SENTENCE = "# text = They book a flight.\n1\tThey\tthey\tPRON\tPRP\t_\t2\tnsubj\t_\t_\n" \
+    "2\tbook\tbook\tVERB\tVBP\t_\t0\troot\t_\t_\n3\ta\ta\tDET\tDT\t_\t4\tdet\t_\t_\n" \
+    "4\tflight\tflight\tNOUN\tNN\t_\t2\tobj\t_\tSpaceAfter=No\n5\t.\t.\tPUNCT\t.\t_\t2\tpunct\t_\t_\n\n"
+
+
 def write(directory, name, content):
     path = directory / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +139,16 @@ CASES = {
     "captioning: captions without a tab": (
         {"images/a.png": png(), "captions.txt": b"a.png a red thing\n"},
         lambda d: captioning(d / "images", d / "captions.txt"), ["captions.txt", "line 1"]),
+    "tagging: missing file": ({}, lambda d: tagging(d / "absent.conllu"), ["absent.conllu"]),
+    "tagging: empty file": ({"train.conllu": b""}, lambda d: tagging(d / "train.conllu"), ["train.conllu", "empty"]),
+    "tagging: CoNLL-U line cut short": (
+        {"train.conllu": (CONLLU_SENTENCE * 20 + "1\tThey\tthey\tPRON\n").encode()},
+        lambda d: tagging(d / "train.conllu"), ["train.conllu", "line 141", "10 tab-separated"]),
+    "tagging: invalid UTF-8 in gzip": (
+        {"train.conllu.gz": gzip.compress(CONLLU_SENTENCE.encode() * 20 + b"1\tcaf\xe9\n")},
+        lambda d: tagging(d / "train.conllu.gz"), ["train.conllu.gz", "UTF-8"]),
+    "tagging: column file without tags": ({"train.txt": b"They\nbook\n"}, lambda d: tagging(d / "train.txt"),
+                                          ["train.txt", "line 1", "columns"]),
     "captioning: missing images folder": (
         {"captions.txt": b"a.png#0\ta red thing\n"}, lambda d: captioning(d / "images", d / "captions.txt"), ["images"]),
 }
@@ -144,6 +164,9 @@ VALID = {
                                  lambda d: sentiment(d / "data.csv")),
     "char_lm: Windows line endings and a byte-order mark": (
         {"text.txt": b"\xef\xbb\xbf" + b"hello world, again and again\r\n" * 60}, lambda d: char_lm(d / "text.txt")),
+    "tagging: CoNLL-U with Windows line endings and a byte-order mark": (
+        {"train.conllu": b"\xef\xbb\xbf" + (CONLLU_SENTENCE * 40).replace("\n", "\r\n").encode()},
+        lambda d: tagging(d / "train.conllu")),
 }
 
 

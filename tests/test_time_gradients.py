@@ -21,6 +21,7 @@ from taskzoo.observe.time_gradients import (
 )
 from conftest import TINY, compose_config, event_tags, event_values
 from test_captioning import TINY_CAPTIONING
+from test_tagging import TINY_TAGGING
 from test_translation import TINY_TRANSLATION
 from test_video import TINY_VIDEO
 
@@ -224,6 +225,9 @@ EVERY_TASK = {
     "video": (TINY_VIDEO, ["recurrent_stack/gru_0"]),
     "translation": (TINY_TRANSLATION, ["encoder/gru_0", "decoder/gru_cell_0"]),
     "captioning": (TINY_CAPTIONING, ["decoder/gru_cell_0"]),
+    # The character encoder's stack is recorded through the characters of each word.
+    "tagging": (TINY_TAGGING, [f"{stack}/bidirectional_gru_0/{direction}" for stack in ("character_stack", "recurrent_stack")
+                               for direction in ("forward", "backward")]),
 }
 
 

@@ -38,23 +38,25 @@ def encode_labels(labels, class_names, where):
     return np.asarray([index[label] for label in labels], dtype="int32")
 
 
-def split_off(data, fraction, seed, salt, of_total=None):
-    """Splits `data` deterministically by seed into (rest, part).
-
-    The part holds `fraction` of `of_total` examples (by default, of `data`); `salt` tells apart
-    the splits taken with the same seed.
-    """
+def split_indices(count, fraction, seed, salt, of_total=None):
+    """Splits the indices of `count` examples deterministically by seed into (rest, part), each
+    sorted. The part holds `fraction` of `of_total` examples (by default, of `count`); `salt`
+    tells apart the splits taken with the same seed."""
     rng = np.random.default_rng([seed, salt])
-    order = rng.permutation(len(data))
-    size = max(1, int(round(fraction * (of_total or len(data)))))
-    if size >= len(data):
-        raise DataError(f"Too few examples ({len(data)}) to split off a {fraction:.0%} part.")
-    part, rest = order[:size], order[size:]
+    order = rng.permutation(count)
+    size = max(1, int(round(fraction * (of_total or count))))
+    if size >= count:
+        raise DataError(f"Too few examples ({count}) to split off a {fraction:.0%} part.")
+    return np.sort(order[size:]), np.sort(order[:size])
+
+
+def split_off(data, fraction, seed, salt, of_total=None):
+    """Splits labelled texts deterministically by seed into (rest, part); see `split_indices`."""
 
     def take(indices):
-        indices = np.sort(indices)
         return LabelledTexts([data.texts[i] for i in indices], data.labels[indices])
 
+    rest, part = split_indices(len(data), fraction, seed, salt, of_total)
     return take(rest), take(part)
 
 

@@ -4,6 +4,7 @@ from taskzoo.errors import ConfigError
 from taskzoo.tasks.captioning import CaptioningTask
 from taskzoo.tasks.char_lm import CharLanguageModelTask
 from taskzoo.tasks.sentiment import SentimentTask
+from taskzoo.tasks.tagging import TaggingTask
 from taskzoo.tasks.translation import TranslationTask
 from taskzoo.tasks.video import VideoTask
 
@@ -13,6 +14,7 @@ TASKS = {
     "video": VideoTask,
     "translation": TranslationTask,
     "captioning": CaptioningTask,
+    "tagging": TaggingTask,
 }
 
 

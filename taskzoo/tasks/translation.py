@@ -14,7 +14,6 @@ Evaluation: masked token accuracy and per-token perplexity under teacher forcing
 configured decoder (`task.beam_size`) at the end.
 """
 
-import io
 import json
 import logging
 import time
@@ -32,6 +31,7 @@ from taskzoo.data.synthetic.number_pairs import generate_pairs
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import Perplexity, corpus_bleu, masked_cross_entropy
+from taskzoo.observe.images import heatmap_png
 from taskzoo.tasks.base import (
     PredictOption,
     Task,
@@ -482,23 +482,6 @@ def _cell(text):
 def attention_heatmap(source_tokens, target_tokens, weights):
     """A PNG of the attention weights: one row per generated token (the end token last), one
     column per source token, both labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = list(target_tokens) + [parallel.END]
     weights = np.asarray(weights)[: len(rows), : len(source_tokens)]
-    figure, axes = plt.subplots(
-        figsize=(1.5 + 0.35 * len(source_tokens), 1.2 + 0.3 * len(rows)), dpi=80
-    )
-    axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=90)
-    axes.set_yticks(range(len(rows)), rows)
-    axes.set_xlabel("source")
-    axes.set_ylabel("translation")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return heatmap_png(weights, rows, list(source_tokens), "translation", "source")
