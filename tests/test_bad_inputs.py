@@ -8,7 +8,6 @@ endings, a byte-order mark, extra columns) must train.
 """
 
 import gzip
-import json
 
 import numpy as np
 import pytest

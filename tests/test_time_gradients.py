@@ -78,7 +78,7 @@ def test_the_probed_pass_computes_the_same_function_with_masks_and_both_directio
     inputs = np.random.default_rng(1).normal(size=(3, 7, 3)).astype("float32")
     inputs[0, 4:] = 0.0
     inputs[1, 2:] = 0.0
-    with tf.GradientTape() as tape, probing(tape) as probe:
+    with tf.GradientTape() as tape, probing(network, tape) as probe:
         probed = network(inputs)
     np.testing.assert_allclose(probed.numpy(), network(inputs).numpy(), atol=1e-6)
     assert list(probe.perturbations) == [
@@ -125,8 +125,13 @@ def test_decoder_norms_match_a_direct_gradient_tape_over_its_steps(attention):
     expected = [[float(tf.norm(g)) for g in tape.gradient(loss, layer_hidden)] for layer_hidden in hidden]
 
     class Wrapper(keras.Model):
+        # The probe reaches the blocks a network holds.
+        def __init__(self):
+            super().__init__()
+            self.decoder = decoder
+
         def call(self, inputs):
-            return decoder(inputs, memory, initial_state=initial)
+            return self.decoder(inputs, memory, initial_state=initial)
 
     measured = time_gradient_norms(Wrapper(), LOSS, target_input, targets, weights)
     assert list(measured) == [f"{decoder.name}/lstm_cell_0", f"{decoder.name}/lstm_cell_1"]

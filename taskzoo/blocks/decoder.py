@@ -19,7 +19,6 @@ from keras import ops
 
 from taskzoo.blocks.attention import ATTENTION_LAYERS
 from taskzoo.blocks.decoding import sampled_tokens
-from taskzoo.observe import time_gradients
 
 CELLS = {
     "rnn": keras.layers.SimpleRNNCell,
@@ -213,6 +212,9 @@ class RecurrentDecoder(keras.layers.Layer):
         # The draws of scheduled sampling. Its state is a variable, so a resumed run (see
         # `taskzoo.resilience`) continues the same draws.
         self.seed_generator = keras.random.SeedGenerator(name="sampling_seed_generator")
+        # Set by `taskzoo.observe.time_gradients.probing` while it measures the gradient through
+        # time: every step then perturbs the cells' hidden states.
+        self.time_gradient_probe = None
 
     def build(self, target_input_shape, memory_shape, memory_mask_shape=None, initial_state_shape=None):
         self.embedding.build(target_input_shape)
@@ -242,7 +244,7 @@ class RecurrentDecoder(keras.layers.Layer):
         """One decoder step from an embedded token.
 
         `perturbations`, one (batch, units) tensor per layer, are added to the layers' new hidden
-        states; the time-gradient probe uses them (see `taskzoo.observe.time_gradients`).
+        states; the time-gradient probe uses them (see `time_gradient_probe`).
 
         Returns (features (batch, units [+ memory features]), new states, attention weights
         (batch, positions), or None without attention).
@@ -306,11 +308,11 @@ class RecurrentDecoder(keras.layers.Layer):
             use_own = ops.concatenate([ops.zeros((1, batch), "bool"), use_own[1:]], axis=0)
             sequence = (embedded, (use_own, draws[..., 1]))
             carry = (*carry, ops.zeros_like(embedded[0]))
-        elif time_gradients.active_probe() is not None:
+        elif self.time_gradient_probe is not None:
             # Zero perturbations of every layer's hidden state, for the time-gradient probe.
             steps = ops.shape(embedded)[0]
             sequence = (embedded, [
-                time_gradients.active_probe().perturbation(f"{self.name}/{cell.name}", steps, batch, self.units)
+                self.time_gradient_probe.perturbation(f"{self.name}/{cell.name}", steps, batch, self.units)
                 for cell in self.cells
             ])
         else:

@@ -8,9 +8,8 @@ as their initial states.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
-
-from taskzoo.observe import time_gradients
 
 CELL_LAYERS = {
     "rnn": keras.layers.SimpleRNN,
@@ -105,6 +104,9 @@ class RecurrentStack(keras.layers.Layer):
         self.return_state = return_state
         self.stateful = stateful
         self.supports_masking = True
+        # Set by `taskzoo.observe.time_gradients.probing` while it measures the gradient through
+        # time: the stack then runs its cells step by step and perturbs their hidden states.
+        self.time_gradient_probe = None
 
         self.recurrent_layers = []
         for index in range(num_layers):
@@ -141,7 +143,7 @@ class RecurrentStack(keras.layers.Layer):
         final_states = []
         for index, layer in enumerate(self.recurrent_layers):
             layer_initial_state = None if initial_state is None else list(initial_state[index])
-            if time_gradients.active_probe() is not None:
+            if self.time_gradient_probe is not None:
                 outputs, states = self._probed_layer(layer, outputs, mask, layer_initial_state)
             else:
                 results = layer(outputs, mask=mask, initial_state=layer_initial_state, training=training)
@@ -154,7 +156,7 @@ class RecurrentStack(keras.layers.Layer):
 
     def _probed_layer(self, layer, inputs, mask, initial_state):
         """The layer's inference computation, cell by cell, with the time-gradient probe's
-        perturbations on its hidden states (see `taskzoo.observe.time_gradients`). A stateful
+        perturbations on its hidden states (see `run_cell`). A stateful
         stack starts from zero states here and leaves its carried states alone."""
         is_last = layer is self.recurrent_layers[-1]
         return_sequences = self.return_sequences or not is_last
@@ -168,9 +170,9 @@ class RecurrentStack(keras.layers.Layer):
             if initial_state is not None:
                 half = len(initial_state) // len(directions)
                 direction_state = initial_state[direction * half:(direction + 1) * half]
-            sequence, final = time_gradients.run_cell(
-                rnn.cell, inputs, mask, direction_state, go_backwards=rnn.go_backwards,
-                name=f"{self.name}/{layer.name}" + (f"/{suffix}" if suffix else ""),
+            name = f"{self.name}/{layer.name}" + (f"/{suffix}" if suffix else "")
+            sequence, final = run_cell(
+                rnn.cell, inputs, self.time_gradient_probe, name, mask, direction_state, go_backwards=rnn.go_backwards
             )
             if rnn.go_backwards:
                 # Keras' Bidirectional puts the backward outputs back in input order.
@@ -227,3 +229,40 @@ def recurrent_stack_from_config(model_config, **kwargs):
         recurrent_initializer=str(model_config.recurrent_initializer),
         **kwargs,
     )
+
+
+def run_cell(cell, inputs, probe, name, mask=None, initial_state=None, go_backwards=False):
+    """Runs a Keras recurrent cell over (batch, time, features) as Keras' RNN layer does in
+    inference, adding the perturbation that `probe` gives the layer `name` to the hidden state
+    after every step (a zero tensor whose gradient is the gradient through time, see
+    `taskzoo.observe.time_gradients`).
+
+    Returns (outputs in reading order (batch, time, units), final states). Masked steps keep the
+    previous states and output zeros, as Keras' layer does.
+    """
+    sequence = ops.transpose(inputs, (1, 0, 2))
+    steps, batch = ops.shape(sequence)[0], ops.shape(sequence)[1]
+    step_mask = ops.ones((steps, batch), "bool") if mask is None else ops.transpose(ops.cast(mask, "bool"))
+    if go_backwards:
+        sequence, step_mask = ops.flip(sequence, 0), ops.flip(step_mask, 0)
+    units = cell.units
+    perturbation = probe.perturbation(name, steps, batch, units, step_mask)
+    states = list(initial_state) if initial_state is not None else [
+        ops.zeros((batch, units)) for _ in range(len(tf.nest.flatten(cell.state_size)))
+    ]
+
+    def body(carry, step):
+        previous_states, _ = carry
+        step_inputs, real, epsilon = step
+        _, new_states = cell(step_inputs, list(previous_states), training=False)
+        new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
+        # The output of all three Keras cells is their hidden state h, the first state.
+        new_states[0] = new_states[0] + epsilon
+        real = real[:, None]
+        new_states = [ops.where(real, new, old) for new, old in zip(new_states, previous_states)]
+        return new_states, ops.where(real, new_states[0], ops.zeros_like(new_states[0]))
+
+    all_states, outputs = tf.scan(
+        body, (sequence, step_mask, perturbation), initializer=(states, ops.zeros((batch, units)))
+    )
+    return ops.transpose(outputs, (1, 0, 2)), [state[-1] for state in all_states]

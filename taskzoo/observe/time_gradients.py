@@ -5,9 +5,10 @@ loss: through the layers above it and through all the later steps of its own rec
 measured the standard way: a zero tensor ε_t is added to h_t after every step, and ∂L/∂ε_t is then
 exactly ∂L/∂h_t. A vanilla RNN's gradient shrinks as it travels back in time; an LSTM's does not.
 
-The recurrent blocks (`RecurrentStack`, `RecurrentDecoder`) take the perturbed path only while a
-probe is active, which happens only when `time_gradient_norms` traces its own function: the
-training step and the saved models never see it.
+The recurrent blocks (`RecurrentStack`, `RecurrentDecoder`) take the perturbed path only while
+their `time_gradient_probe` attribute holds a probe, which `probing` hands them only while
+`time_gradient_norms` traces its own function: the training step and the saved models never see
+it.
 """
 
 import contextlib
@@ -24,9 +25,6 @@ from keras import ops
 from taskzoo.observe.alarms import report_alarm
 
 logger = logging.getLogger(__name__)
-
-_active_probe = None
-
 
 class TimeGradientProbe:
     """Collects the zero perturbations that the recurrent blocks add to their hidden states."""
@@ -50,54 +48,19 @@ class TimeGradientProbe:
 
 
 @contextlib.contextmanager
-def probing(tape):
-    """Makes the recurrent blocks add watched perturbations to their hidden states."""
-    global _active_probe
-    previous, _active_probe = _active_probe, TimeGradientProbe(tape)
+def probing(network, tape):
+    """Hands a probe to every recurrent block of `network` (their `time_gradient_probe`
+    attribute) for the duration of the block: they then add watched perturbations to their
+    hidden states."""
+    probe = TimeGradientProbe(tape)
+    blocks = [layer for layer in network._flatten_layers(include_self=True) if hasattr(layer, "time_gradient_probe")]
+    for block in blocks:
+        block.time_gradient_probe = probe
     try:
-        yield _active_probe
+        yield probe
     finally:
-        _active_probe = previous
-
-
-def active_probe():
-    """The probe of the enclosing `probing` block, or None."""
-    return _active_probe
-
-
-def run_cell(cell, inputs, mask=None, initial_state=None, go_backwards=False, name="rnn"):
-    """Runs a Keras recurrent cell over (batch, time, features) as Keras' RNN layer does in
-    inference, adding the probe's perturbation to the hidden state after every step.
-
-    Returns (outputs in reading order (batch, time, units), final states). Masked steps keep the
-    previous states and output zeros, as Keras' layer does.
-    """
-    sequence = ops.transpose(inputs, (1, 0, 2))
-    steps, batch = ops.shape(sequence)[0], ops.shape(sequence)[1]
-    step_mask = ops.ones((steps, batch), "bool") if mask is None else ops.transpose(ops.cast(mask, "bool"))
-    if go_backwards:
-        sequence, step_mask = ops.flip(sequence, 0), ops.flip(step_mask, 0)
-    units = cell.units
-    perturbation = _active_probe.perturbation(name, steps, batch, units, step_mask)
-    states = list(initial_state) if initial_state is not None else [
-        ops.zeros((batch, units)) for _ in range(len(tf.nest.flatten(cell.state_size)))
-    ]
-
-    def body(carry, step):
-        previous_states, _ = carry
-        step_inputs, real, epsilon = step
-        _, new_states = cell(step_inputs, list(previous_states), training=False)
-        new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
-        # The output of all three Keras cells is their hidden state h, the first state.
-        new_states[0] = new_states[0] + epsilon
-        real = real[:, None]
-        new_states = [ops.where(real, new, old) for new, old in zip(new_states, previous_states)]
-        return new_states, ops.where(real, new_states[0], ops.zeros_like(new_states[0]))
-
-    all_states, outputs = tf.scan(
-        body, (sequence, step_mask, perturbation), initializer=(states, ops.zeros((batch, units)))
-    )
-    return ops.transpose(outputs, (1, 0, 2)), [state[-1] for state in all_states]
+        for block in blocks:
+            block.time_gradient_probe = None
 
 
 def time_gradient_function(network, loss_function):
@@ -111,7 +74,7 @@ def time_gradient_function(network, loss_function):
     @tf.function(reduce_retracing=True)
     def compute(inputs, targets, sample_weight):
         with tf.GradientTape() as tape:
-            with probing(tape) as probe:
+            with probing(network, tape) as probe:
                 predictions = network(inputs, training=False)
             loss = loss_function(targets, predictions, sample_weight=sample_weight)
         names = list(probe.perturbations)

@@ -19,6 +19,43 @@ def trained_network(model):
     return getattr(model, "network", model)
 
 
+class EpochSamples(keras.callbacks.Callback):
+    """The base of a task's callbacks that score the validation split and write samples (texts,
+    pictures) to TensorBoard at every epoch end, in `log_dir` (the run's `samples/`).
+
+    A subclass implements `write_epoch(network, epoch, scores)`: it runs inside the writer's
+    context (so `tf.summary` calls land in `log_dir` at the epoch's step) and may put validation
+    scores into `scores`, which join the epoch's logs as `val_<name>` (where early stopping and
+    TensorBoard read them). Decoding tasks report the time their scoring took as `decode_seconds`.
+    """
+
+    def __init__(self, task, log_dir):
+        super().__init__()
+        self.task = task
+        self.log_dir = str(log_dir)
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        scores = {}
+        with self.writer.as_default(step=epoch), tf.summary.record_if(True):
+            self.write_epoch(trained_network(self.model), epoch, scores)
+        self.writer.flush()
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in scores.items()})
+
+    def write_epoch(self, network, epoch, scores):
+        raise NotImplementedError
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
 class PredictOption(NamedTuple):
     """An option of `taskzoo-predict` for a task: how its value is converted, and its help."""
 

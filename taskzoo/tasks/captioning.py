@@ -38,7 +38,7 @@ from taskzoo.data.text import in_memory_options
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import Perplexity, corpus_bleu, masked_cross_entropy
-from taskzoo.tasks.base import PredictOption, Task, load_run_model, trained_network, write_output_file
+from taskzoo.tasks.base import EpochSamples, PredictOption, Task, load_run_model, write_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -392,45 +392,31 @@ class Captioner:
         return results
 
 
-class CaptionSamples(keras.callbacks.Callback):
+class CaptionSamples(EpochSamples):
     """At every epoch end: `val_bleu4` of greedy captions of the validation images (added to the
     epoch's logs, so it can select the best epoch); a few validation images with their generated
     and reference captions (text tab) and, with soft attention, where the model looked for each
     word (image tab)."""
 
-    def __init__(self, task, log_dir):
-        super().__init__()
-        self.task = task
-        self.log_dir = str(log_dir)
-
-    def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(self.log_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
+    def write_epoch(self, network, epoch, scores):
         task = self.task
         limit = task.decode_limit(len(task.references["validation"]), task.cfg.task.eval_decode_examples)
         started = time.perf_counter()
-        results = task.captioner(trained_network(self.model)).caption(task.inputs["validation"][:limit])
-        if logs is not None:
-            logs["val_bleu4"] = bleu_scores(results, task.references["validation"][:limit])["bleu4"]
-            # TensorBoard shows it as the validation run's epoch_decode_seconds.
-            logs["val_decode_seconds"] = time.perf_counter() - started
+        results = task.captioner(network).caption(task.inputs["validation"][:limit])
+        scores["bleu4"] = bleu_scores(results, task.references["validation"][:limit])["bleu4"]
+        # TensorBoard shows it as the validation run's epoch_decode_seconds.
+        scores["decode_seconds"] = time.perf_counter() - started
         count = task.cfg.task.sample_images
-        with self.writer.as_default(step=epoch), tf.summary.record_if(True):
-            rows = ["| image | generated | references |", "|---|---|---|"]
+        rows = ["| image | generated | references |", "|---|---|---|"]
+        for index, result in enumerate(results[:count]):
+            references = " / ".join(task.references["validation"][index])
+            rows.append(f"| {index} | {result['text']} | {references} |")
+        if count:
+            tf.summary.text("validation/captions", "\n".join(rows))
+        if str(task.cfg.task.attention) == "soft":
             for index, result in enumerate(results[:count]):
-                references = " / ".join(task.references["validation"][index])
-                rows.append(f"| {index} | {result['text']} | {references} |")
-            if count:
-                tf.summary.text("validation/captions", "\n".join(rows))
-            if str(task.cfg.task.attention) == "soft":
-                for index, result in enumerate(results[:count]):
-                    strip = attention_strip(task.images["validation"][index], result["tokens"], result["attention"])
-                    tf.summary.image(f"validation/attention_{index}", strip[None])
-        self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        self.writer.close()
+                strip = attention_strip(task.images["validation"][index], result["tokens"], result["attention"])
+                tf.summary.image(f"validation/attention_{index}", strip[None])
 
 
 def attention_strip(image, words, attention, tile=96):

@@ -32,7 +32,7 @@ from taskzoo.data import characters
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import BitsPerCharacter, Perplexity
-from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict, trained_network
+from taskzoo.tasks.base import EpochSamples, PredictOption, Task, load_run_model, texts_to_predict
 
 SAMPLE_TEMPERATURES = (0.5, 1.0)
 
@@ -218,37 +218,27 @@ class StateResets(keras.callbacks.Callback):
             reset_recurrent_states(self.model)
 
 
-class TextSamples(keras.callbacks.Callback):
+class TextSamples(EpochSamples):
     """Writes generated text at temperatures 0.5 and 1.0 to TensorBoard's text tab every epoch."""
 
-    def __init__(self, task, log_dir):
-        super().__init__()
-        self.task = task
-        self.log_dir = str(log_dir)
-
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self.generator_model = self.task.build_model(batch_size=1)
         self.generator = TextGenerator(self.generator_model)
-        self.writer = tf.summary.create_file_writer(self.log_dir)
         prompt = self.task.cfg.task.sample_prompt
         if prompt is None:
             prompt = self.task.validation_text.split("\n", 1)[0][:40] or "\n"
         self.prompt = prompt
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.generator_model.set_weights(trained_network(self.model).get_weights())
-        with self.writer.as_default(step=epoch), tf.summary.record_if(True):
-            for temperature in SAMPLE_TEMPERATURES:
-                text = self.prompt + self.generator.generate(
-                    self.task.vocabulary, self.prompt,
-                    self.task.cfg.task.sample_length, temperature, top_k=None, seed=epoch,
-                )
-                # A Markdown code block keeps line breaks and indentation.
-                tf.summary.text(f"samples/temperature_{temperature}", f"```\n{text}\n```")
-        self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        self.writer.close()
+    def write_epoch(self, network, epoch, scores):
+        self.generator_model.set_weights(network.get_weights())
+        for temperature in SAMPLE_TEMPERATURES:
+            text = self.prompt + self.generator.generate(
+                self.task.vocabulary, self.prompt,
+                self.task.cfg.task.sample_length, temperature, top_k=None, seed=epoch,
+            )
+            # A Markdown code block keeps line breaks and indentation.
+            tf.summary.text(f"samples/temperature_{temperature}", f"```\n{text}\n```")
 
 
 def _step_function(model):

@@ -32,7 +32,7 @@ from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import masked_cross_entropy
 from taskzoo.observe.images import heatmap_png
-from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict, trained_network
+from taskzoo.tasks.base import EpochSamples, PredictOption, Task, load_run_model, texts_to_predict
 
 logger = logging.getLogger(__name__)
 
@@ -338,31 +338,19 @@ def confusion_image(predictions, targets, tag_names, count):
     return heatmap_png(shares, names, names, "true tag", "predicted tag")
 
 
-class TaggingScores(keras.callbacks.Callback):
+class TaggingScores(EpochSamples):
     """At every epoch end: `val_oov_accuracy` and `val_macro_f1` (added to the epoch's logs), and
     the confusion matrix of the most confused validation tags in TensorBoard's image tab."""
 
-    def __init__(self, task, log_dir):
-        super().__init__()
-        self.task = task
-        self.log_dir = str(log_dir)
-
-    def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(self.log_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
+    def write_epoch(self, network, epoch, scores):
         task = self.task
-        predictions = task.predicted_tags(trained_network(self.model), "validation")
+        predictions = task.predicted_tags(network, "validation")
         encoded = task.encoded["validation"]
         targets = encoded.tag_ids[: len(predictions)]
-        scores = tag_scores(predictions, targets, encoded.unseen[: len(predictions)])
-        if logs is not None:
-            logs.update({f"val_{name}": value for name, value in scores.items() if value is not None})
+        scores.update(
+            (name, value) for name, value in tag_scores(predictions, targets, encoded.unseen[: len(predictions)]).items()
+            if value is not None
+        )
         image = confusion_image(predictions, targets, task.encoder.tags, task.cfg.task.confusion_tags)
         if image is not None:
-            with self.writer.as_default(step=epoch), tf.summary.record_if(True):
-                tf.summary.image("validation/confusion", tf.image.decode_png(image, channels=3)[None], step=epoch)
-            self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        self.writer.close()
+            tf.summary.image("validation/confusion", tf.image.decode_png(image, channels=3)[None], step=epoch)

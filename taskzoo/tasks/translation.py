@@ -33,6 +33,7 @@ from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import Perplexity, corpus_bleu, masked_cross_entropy
 from taskzoo.observe.images import heatmap_png
 from taskzoo.tasks.base import (
+    EpochSamples,
     PredictOption,
     Task,
     load_run_model,
@@ -434,44 +435,30 @@ class ScheduledSampling(keras.callbacks.Callback):
         trained_network(self.model).get_layer("decoder").sampling_probability.assign(0.0)
 
 
-class TranslationSamples(keras.callbacks.Callback):
+class TranslationSamples(EpochSamples):
     """At every epoch end: `val_bleu` of greedy translations of the validation pairs (added to the
     epoch's logs, so it can select the best epoch), and a few validation sentences with their
     reference and translation (text tab) and attention matrices (image tab) in TensorBoard."""
 
-    def __init__(self, task, log_dir):
-        super().__init__()
-        self.task = task
-        self.log_dir = str(log_dir)
-
-    def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(self.log_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
+    def write_epoch(self, network, epoch, scores):
         task = self.task
         pairs = task.pairs["validation"]
         sources, references = zip(*pairs[:task.decode_limit(len(pairs), task.cfg.task.eval_decode_examples)])
         started = time.perf_counter()
-        translations = task.translator(trained_network(self.model)).translate(sources, beam_size=1)
-        if logs is not None:
-            logs["val_bleu"] = task.bleu(translations, references)
-            # TensorBoard shows it as the validation run's epoch_decode_seconds.
-            logs["val_decode_seconds"] = time.perf_counter() - started
+        translations = task.translator(network).translate(sources, beam_size=1)
+        scores["bleu"] = task.bleu(translations, references)
+        # TensorBoard shows it as the validation run's epoch_decode_seconds.
+        scores["decode_seconds"] = time.perf_counter() - started
         count = task.cfg.task.sample_sentences
-        with self.writer.as_default(step=epoch), tf.summary.record_if(True):
-            rows = ["| source | reference | translation |", "|---|---|---|"]
-            for source, reference, translation in zip(sources[:count], references[:count], translations):
-                rows.append(f"| {_cell(source)} | {_cell(reference)} | {_cell(translation['text'])} |")
-            if count:
-                tf.summary.text("validation/translations", "\n".join(rows))
-            for index, translation in enumerate(translations[:count]):
-                if translation["attention"] is not None:
-                    png = attention_heatmap(translation["source_tokens"], translation["tokens"], translation["attention"])
-                    tf.summary.image(f"validation/attention_{index}", tf.image.decode_png(png)[None])
-        self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        self.writer.close()
+        rows = ["| source | reference | translation |", "|---|---|---|"]
+        for source, reference, translation in zip(sources[:count], references[:count], translations):
+            rows.append(f"| {_cell(source)} | {_cell(reference)} | {_cell(translation['text'])} |")
+        if count:
+            tf.summary.text("validation/translations", "\n".join(rows))
+        for index, translation in enumerate(translations[:count]):
+            if translation["attention"] is not None:
+                png = attention_heatmap(translation["source_tokens"], translation["tokens"], translation["attention"])
+                tf.summary.image(f"validation/attention_{index}", tf.image.decode_png(png)[None])
 
 
 def _cell(text):

@@ -28,7 +28,7 @@ from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.segments import segment_scores, segments
 from taskzoo.metrics import masked_cross_entropy
-from taskzoo.tasks.base import PredictOption, Task, load_run_model, trained_network
+from taskzoo.tasks.base import EpochSamples, PredictOption, Task, load_run_model
 
 logger = logging.getLogger(__name__)
 
@@ -270,24 +270,13 @@ def predict_labels(network, dataset, predict=None):
     return predictions
 
 
-class ValidationVideos(keras.callbacks.Callback):
+class ValidationVideos(EpochSamples):
     """At every epoch end: the segment scores of the validation videos (`val_edit_score`,
     `val_f1_50`, added to the epoch's logs), and a strip of one validation video's frames with the
     true and the predicted label under each frame, in TensorBoard's image tab."""
 
-    def __init__(self, task, log_dir):
-        super().__init__()
-        self.task = task
-        self.log_dir = str(log_dir)
-
-    def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(self.log_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
-        network = trained_network(self.model)
-        scores = self.task.extra_metrics(network, "validation")
-        if logs is not None:
-            logs.update({f"val_{name}": value for name, value in scores.items()})
+    def write_epoch(self, network, epoch, scores):
+        scores.update(self.task.extra_metrics(network, "validation"))
         clip = self.task.splits["validation"][0]
         if clip.frames.ndim != 4:
             return
@@ -296,12 +285,7 @@ class ValidationVideos(keras.callbacks.Callback):
         predicted = np.argmax(np.asarray(network(inputs, training=False))[0], axis=-1)
         names = self.task.class_names
         strip = frame_strip(clip.frames[:count], clip.labels[:count], [names[i] for i in predicted])
-        with self.writer.as_default(step=epoch), tf.summary.record_if(True):
-            tf.summary.image("validation/frames", strip[None], step=epoch)
-        self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        self.writer.close()
+        tf.summary.image("validation/frames", strip[None], step=epoch)
 
 
 def frame_strip(frames, true_labels, predicted_labels, tile=64):
