@@ -573,8 +573,25 @@ def register_configs():
         config_store.store(group="schema/task", name=task_name, node=schema, package="task")
 
 
+_ABSENT = object()
+
+
+def _defined_by_a_schema(key):
+    """Whether some task's schema defines `key` ("task.<...>")."""
+    return any(
+        OmegaConf.select(OmegaConf.structured(schema), key.removeprefix("task."), default=_ABSENT) is not _ABSENT
+        for schema in TASK_SCHEMAS.values()
+    )
+
+
 def _check(cfg, key, predicate, expected):
-    value = OmegaConf.select(cfg, key)
+    value = OmegaConf.select(cfg, key, default=_ABSENT)
+    if value is _ABSENT:
+        # Task keys belong to some tasks only; a key no schema defines is a check that rotted
+        # (a renamed knob), and must not pass silently.
+        if not key.startswith("task.") or not _defined_by_a_schema(key):
+            raise KeyError(f"validate_config checks {key}, which the schema does not define.")
+        return
     if value is not None and not predicate(value):
         raise ConfigError(f"Invalid value for {key}: {value!r} (expected {expected}).")
 

@@ -223,10 +223,9 @@ def test_bad_text_inputs(tmp_path):
     (tmp_path / "empty.txt").write_text("  \n")
     with pytest.raises(DataError, match="empty.txt: the corpus is empty"):
         characters.read_corpus(tmp_path / "empty.txt")
-    task = CharLanguageModelTask(char_lm_config(tmp_path, "model.bidirectional=true"))
-    task.datasets()
+    # Checked when the task is built, before any text is read.
     with pytest.raises(ConfigError, match="cannot predict the next character"):
-        task.build_model()
+        CharLanguageModelTask(char_lm_config(tmp_path, "model.bidirectional=true"))
 
 
 def test_a_directory_or_glob_is_read_in_sorted_order(tmp_path):

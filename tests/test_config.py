@@ -81,3 +81,28 @@ def test_impossible_values_raise_config_error(override, message):
     with pytest.raises(ConfigError) as error:
         validate_config(cfg)
     assert message in str(error.value)
+
+
+def test_every_checked_key_exists_and_a_renamed_one_fails_loudly():
+    from taskzoo import config
+
+    # Every task's configuration passes through every check; a key no schema defines raises.
+    for task in group_options("task"):
+        validate_config(compose_config(f"task={task}"))
+    with pytest.raises(KeyError, match="task.no_such_knob"):
+        config._check(compose_config(), "task.no_such_knob", lambda value: True, "anything")
+    with pytest.raises(KeyError, match="model.unitz"):
+        config._check(compose_config(), "model.unitz", lambda value: True, "anything")
+
+
+def test_each_set_of_choice_names_agrees_with_its_registry():
+    from taskzoo import config, distribute, optimization
+    from taskzoo.blocks import decoder, recurrent
+
+    names = lambda choice: {member.value for member in choice}  # noqa: E731
+    assert names(config.Cell) == set(recurrent.CELL_LAYERS) == set(decoder.CELLS)
+    assert names(config.Initializer) == set(recurrent.INITIALIZERS)
+    # The decoder also offers "mean" attention, which captioning uses inside the task.
+    assert names(config.AttentionKind) < set(decoder.ATTENTION_KINDS)
+    assert names(config.StrategyName) == set(distribute.STRATEGIES)
+    assert names(config.OptimizerName) == set(optimization.OPTIMIZERS)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from taskzoo.data import files, text
+from taskzoo.data.splits import complete_splits
 from taskzoo.errors import DataError
 from taskzoo.tasks.sentiment import SentimentTask
 
@@ -96,14 +97,22 @@ def test_class_files_one_example_per_line(tmp_path):
         files.read_class_files({"neg": str(negative), "pos": str(tmp_path / "empty.txt")})
 
 
-def test_split_off_is_deterministic_and_disjoint():
+def test_carved_splits_are_deterministic_disjoint_and_sized_by_the_whole():
     data = text.LabelledTexts([f"text {i}" for i in range(100)], np.arange(100))
-    rest, part = text.split_off(data, 0.2, seed=7, salt=1)
-    again_rest, again_part = text.split_off(data, 0.2, seed=7, salt=1)
-    assert part.texts == again_part.texts and len(part) == 20 and len(rest) == 80
-    assert not set(part.texts) & set(rest.texts)
-    _, other_part = text.split_off(data, 0.2, seed=8, salt=1)
-    assert other_part.texts != part.texts
+    fractions = {"validation": 0.2, "test": 0.1}
+
+    def carve(seed, **given):
+        return complete_splits({"train": data, **given}, fractions, seed, take=text.take_texts)
+
+    train, validation, test = carve(7)
+    assert (len(train), len(validation), len(test)) == (70, 20, 10)
+    assert [split.texts for split in carve(7)] == [train.texts, validation.texts, test.texts]
+    assert not set(validation.texts) & set(train.texts) and not set(test.texts) & (set(train.texts) | set(validation.texts))
+    assert carve(8)[1].texts != validation.texts
+    # A given split is kept; only the missing one is carved.
+    kept = text.LabelledTexts(["given"], np.zeros(1))
+    train, validation, test = carve(7, test=kept)
+    assert test is kept and (len(train), len(validation)) == (80, 20)
 
 
 def lines_for(label, count):

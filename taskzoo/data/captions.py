@@ -120,13 +120,7 @@ def read_image_directory(directory, captions_path, size, split_lists):
     return splits
 
 
-def split_images(images, captions, fraction, seed, salt, of_total=None):
-    """Splits captioned images by seed into (rest, part), the part holding `fraction` of
-    `of_total` images (by default, of these)."""
-    rng = np.random.default_rng([seed, salt])
-    order = rng.permutation(len(images))
-    size = max(1, int(round(fraction * (of_total or len(images)))))
-    if size >= len(images):
-        raise DataError(f"Too few images ({len(images)}) to split off a {fraction:.0%} part.")
-    part, rest = np.sort(order[:size]), np.sort(order[size:])
-    return (images[rest], [captions[i] for i in rest]), (images[part], [captions[i] for i in part])
+def take_images(split, indices):
+    """The (images, captions) of a split at `indices` (for `splits.complete_splits`)."""
+    images, captions = split
+    return images[indices], [captions[index] for index in indices]

@@ -93,17 +93,6 @@ def read_parallel_files(prefix, source_language, target_language):
     return pairs, list(range(1, len(pairs) + 1))
 
 
-def split_pairs(pairs, fraction, seed, salt, of_total=None):
-    """Splits pairs deterministically by seed into (rest, part), the part holding `fraction` of
-    `of_total` pairs (by default of `pairs`)."""
-    rng = np.random.default_rng([seed, salt])
-    order = rng.permutation(len(pairs))
-    size = max(1, int(round(fraction * (of_total or len(pairs)))))
-    if size >= len(pairs):
-        raise DataError(f"Too few sentence pairs ({len(pairs)}) to split off a {fraction:.0%} part.")
-    return [pairs[i] for i in np.sort(order[size:])], [pairs[i] for i in np.sort(order[:size])]
-
-
 # Tokenisation.
 
 _WORDS_AND_PUNCTUATION = re.compile(r"\w+|[^\w\s]")

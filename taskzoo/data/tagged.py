@@ -162,14 +162,6 @@ def read_columns(path, text, word_column=1, tag_column=None):
     return sentences
 
 
-def split_off(sentences, fraction, seed, salt, of_total=None):
-    """Splits sentences deterministically by seed into (rest, part); see `text.split_indices`."""
-    from taskzoo.data.text import split_indices
-
-    rest, part = split_indices(len(sentences), fraction, seed, salt, of_total)
-    return [sentences[i] for i in rest], [sentences[i] for i in part]
-
-
 # Vocabularies and encoding.
 
 

@@ -38,26 +38,9 @@ def encode_labels(labels, class_names, where):
     return np.asarray([index[label] for label in labels], dtype="int32")
 
 
-def split_indices(count, fraction, seed, salt, of_total=None):
-    """Splits the indices of `count` examples deterministically by seed into (rest, part), each
-    sorted. The part holds `fraction` of `of_total` examples (by default, of `count`); `salt`
-    tells apart the splits taken with the same seed."""
-    rng = np.random.default_rng([seed, salt])
-    order = rng.permutation(count)
-    size = max(1, int(round(fraction * (of_total or count))))
-    if size >= count:
-        raise DataError(f"Too few examples ({count}) to split off a {fraction:.0%} part.")
-    return np.sort(order[size:]), np.sort(order[:size])
-
-
-def split_off(data, fraction, seed, salt, of_total=None):
-    """Splits labelled texts deterministically by seed into (rest, part); see `split_indices`."""
-
-    def take(indices):
-        return LabelledTexts([data.texts[i] for i in indices], data.labels[indices])
-
-    rest, part = split_indices(len(data), fraction, seed, salt, of_total)
-    return take(rest), take(part)
+def take_texts(data, indices):
+    """The labelled texts at `indices` (for `splits.complete_splits`)."""
+    return LabelledTexts([data.texts[i] for i in indices], data.labels[indices])
 
 
 # How texts become words, for training and for the saved model alike (one place, so the two

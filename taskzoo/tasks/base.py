@@ -124,9 +124,29 @@ class Task:
     monitor_mode = "min"
     # Training steps that make one epoch; set by `datasets()` when the training set repeats.
     steps_per_epoch = None
+    # What each data source needs in `task.data`: {source: {key: what to give}}. A task reads a
+    # source with its method `<source>_splits(data_config)`, called by `read_splits`.
+    data_needs = {}
 
     def __init__(self, cfg):
         self.cfg = cfg
+        self.check_config(cfg)
+
+    @classmethod
+    def check_config(cls, cfg):
+        """Checks the task's configuration when the task is built, before any data is read: the
+        keys its data source needs (`data_needs`) and, in subclasses, the rules that tie several
+        keys together. Raises ConfigError."""
+        source = str(cfg.task.data.source)
+        needs = cls.data_needs.get(source, {})
+        if any(not cfg.task.data[key] for key in needs):
+            wanted = " and ".join(f"task.data.{key}={value}" for key, value in needs.items())
+            raise ConfigError(f"task.data.source={source} needs {wanted}.")
+
+    def read_splits(self):
+        """The data of the configured source, read by the task's `<source>_splits(data_config)`."""
+        data_config = self.cfg.task.data
+        return getattr(self, f"{data_config.source}_splits")(data_config)
 
     def datasets(self):
         """Returns the (train, validation, test) tf.data datasets of (inputs, targets) batches."""

@@ -33,6 +33,8 @@ from taskzoo.blocks.decoding import SequenceGenerator
 from taskzoo.blocks.vision import ImageEncoder, pretrained_backbone
 from taskzoo.data import captions as caption_files
 from taskzoo.data import parallel
+from taskzoo.data.captions import take_images
+from taskzoo.data.splits import complete_splits, fractions
 from taskzoo.data.synthetic.scenes import generate_scenes
 from taskzoo.data.text import in_memory_options
 from taskzoo.data.tfds_source import load_tfds_split
@@ -56,25 +58,27 @@ class AllPositions(keras.layers.Layer):
 class CaptioningTask(Task):
     monitor = "val_bleu4"
     monitor_mode = "max"
+    data_needs = {
+        "files": {"images": "DIR", "captions": "FILE"},
+        "tfds": {"name": "NAME (e.g. coco_captions)"},
+    }
+
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        if cfg.model.num_layers == 0:
+            raise ConfigError("Captioning needs model.num_layers of 1 or more (the decoder's layers).")
+        if cfg.model.bidirectional:
+            raise ConfigError("model.bidirectional does not apply to captioning: the decoder writes left to right.")
+        if cfg.task.encoder == "small_cnn" and (cfg.task.encoder_weights or cfg.task.feature_cache):
+            raise ConfigError("task.encoder_weights and task.feature_cache need a pretrained task.encoder "
+                              "(e.g. mobilenet_v3_small); the small CNN is trained from scratch.")
 
     # Data: images and reference captions -> a word vocabulary -> (image, caption) batches.
 
     def datasets(self):
         task_config = self.cfg.task
-        if self.cfg.model.num_layers == 0:
-            raise ConfigError("Captioning needs model.num_layers of 1 or more (the decoder's layers).")
-        if self.cfg.model.bidirectional:
-            raise ConfigError("model.bidirectional does not apply to captioning: the decoder writes left to right.")
-        source = str(task_config.data.source)
-        if source == "synthetic":
-            data = task_config.data
-            generated = generate_scenes([data.num_train, data.num_validation, data.num_test],
-                                        self.cfg.trainer.seed, task_config.image_size)
-            splits = dict(zip(SPLITS, generated))
-        elif source == "files":
-            splits = self._file_splits(task_config)
-        else:
-            splits = self._tfds_splits(task_config)
+        splits = self.read_splits()
 
         self.tokenizer = parallel.Tokenizer("word", task_config.lowercase, split_punctuation=True)
         self.images = {name: images for name, (images, _) in splits.items()}
@@ -108,19 +112,20 @@ class CaptioningTask(Task):
             for name in SPLITS
         )
 
-    def _file_splits(self, task_config):
-        data = task_config.data
-        if not data.images or not data.captions:
-            raise ConfigError("task.data.source=files needs task.data.images=DIR and task.data.captions=FILE.")
+    def synthetic_splits(self, data):
+        generated = generate_scenes([data.num_train, data.num_validation, data.num_test],
+                                    self.cfg.trainer.seed, self.cfg.task.image_size)
+        return dict(zip(SPLITS, generated))
+
+    def files_splits(self, data):
+        task_config = self.cfg.task
         lists = {"train": data.train_list, "validation": data.validation_list, "test": data.test_list}
         read = caption_files.read_image_directory(data.images, data.captions, task_config.image_size, lists)
         splits = {name: (images, captions) for name, (images, captions, _) in read.items()}
         return self._split_missing(splits, data)
 
-    def _tfds_splits(self, task_config):
-        data = task_config.data
-        if not data.name:
-            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. coco_captions).")
+    def tfds_splits(self, data):
+        task_config = self.cfg.task
 
         def load(split):
             dataset, info = load_tfds_split(data.name, split, data.data_dir)
@@ -145,15 +150,9 @@ class CaptioningTask(Task):
         seed = self.cfg.trainer.seed
         if "all" in splits:
             splits = {"train": splits.pop("all"), **splits}
-        train = splits["train"]
-        total = len(train[0])
-        if "test" not in splits:
-            train, splits["test"] = caption_files.split_images(*train, data.test_fraction, seed, 2)
-        if "validation" not in splits:
-            train, splits["validation"] = caption_files.split_images(
-                *train, data.validation_fraction, seed, 1, of_total=total
-            )
-        splits["train"] = train
+        splits["train"], splits["validation"], splits["test"] = complete_splits(
+            splits, fractions(data), seed, take=take_images, size=lambda images: len(images[0]), what="images"
+        )
         return splits
 
     def _encoder_inputs(self):
@@ -164,9 +163,6 @@ class CaptioningTask(Task):
         if task_config.encoder != "small_cnn":
             self.backbone = pretrained_backbone(task_config.encoder, task_config.image_size, task_config.encoder_weights)
             self.backbone.trainable = False
-        elif task_config.encoder_weights or task_config.feature_cache:
-            raise ConfigError("task.encoder_weights and task.feature_cache need a pretrained task.encoder "
-                              "(e.g. mobilenet_v3_small); the small CNN is trained from scratch.")
         if self.backbone is None or task_config.feature_cache is None:
             return dict(self.images)
         return {name: self._cached_features(name, images) for name, images in self.images.items()}

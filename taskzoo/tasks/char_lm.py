@@ -40,22 +40,24 @@ SAMPLE_TEMPERATURES = (0.5, 1.0)
 class CharLanguageModelTask(Task):
     monitor = "val_loss"
     monitor_mode = "min"
+    data_needs = {
+        "files": {"train": "PATH (a file, directory or glob)"},
+        "tfds": {"name": "NAME (e.g. tiny_shakespeare)"},
+    }
+
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        if cfg.model.bidirectional:
+            raise ConfigError(
+                "model.bidirectional=true cannot predict the next character: the backward direction "
+                "would read it. Use model.bidirectional=false with task=char_lm."
+            )
 
     # Data: three texts -> a character vocabulary -> streams (or windows) of character ids.
 
     def datasets(self):
-        data_config = self.cfg.task.data
-        source = str(data_config.source)
-        if source == "stdlib":
-            train, validation, test = characters.split_by_character(
-                characters.stdlib_corpus(data_config.max_characters),
-                data_config.validation_fraction,
-                data_config.test_fraction,
-            )
-        elif source == "tfds":
-            train, validation, test = self._tfds_texts(data_config)
-        else:
-            train, validation, test = self._file_texts(data_config)
+        train, validation, test = self.read_splits()
 
         self.vocabulary = characters.CharacterVocabulary.from_text(train)
         self.validation_text = validation
@@ -76,9 +78,14 @@ class CharLanguageModelTask(Task):
             characters.stream_batches(ids["test"], batch_size, seq_length, "test"),
         )
 
-    def _tfds_texts(self, data_config):
-        if not data_config.name:
-            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. tiny_shakespeare).")
+    def stdlib_splits(self, data_config):
+        return characters.split_by_character(
+            characters.stdlib_corpus(data_config.max_characters),
+            data_config.validation_fraction,
+            data_config.test_fraction,
+        )
+
+    def tfds_splits(self, data_config):
 
         def load(split):
             dataset, info = load_tfds_split(data_config.name, split, data_config.data_dir)
@@ -94,9 +101,7 @@ class CharLanguageModelTask(Task):
             for split in (data_config.train_split, data_config.validation_split, data_config.test_split)
         )
 
-    def _file_texts(self, data_config):
-        if not data_config.train:
-            raise ConfigError("task.data.source=files needs task.data.train=PATH (a file, directory or glob).")
+    def files_splits(self, data_config):
         train = characters.read_corpus(data_config.train)
         validation = characters.read_corpus(data_config.validation) if data_config.validation else None
         test = characters.read_corpus(data_config.test) if data_config.test else None
@@ -117,11 +122,6 @@ class CharLanguageModelTask(Task):
     def build_model(self, batch_size=None):
         """The language model for batches of `batch_size` streams (default: the trainer's)."""
         model_config = self.cfg.model
-        if model_config.bidirectional:
-            raise ConfigError(
-                "model.bidirectional=true cannot predict the next character: the backward direction "
-                "would read it. Use model.bidirectional=false with task=char_lm."
-            )
         batch_size = batch_size or self.cfg.trainer.batch_size
         # (batch, time) character ids; the time length may vary.
         character_ids = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="character_ids")

@@ -20,6 +20,7 @@ import tensorflow as tf
 from taskzoo.blocks.pooling import MaskedPooling
 from taskzoo.blocks.recurrent import recurrent_stack_from_config
 from taskzoo.data import files, text
+from taskzoo.data.splits import complete_splits, fractions
 from taskzoo.data.synthetic.reviews import CLASS_NAMES, generate_reviews
 from taskzoo.data.tfds_source import load_tfds_split, text_classification_keys
 from taskzoo.errors import ConfigError, DataError
@@ -31,20 +32,27 @@ logger = logging.getLogger(__name__)
 class SentimentTask(Task):
     monitor = "val_accuracy"
     monitor_mode = "max"
+    data_needs = {"tfds": {"name": "NAME (e.g. imdb_reviews)"}}
+
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        data_config = cfg.task.data
+        if str(data_config.source) == "files" and not data_config.train and not data_config.class_files:
+            raise ConfigError(
+                "task.data.source=files needs task.data.train=PATH or task.data.class_files={...}."
+            )
+        if cfg.model.num_layers == 0 and str(cfg.task.pooling) == "last":
+            raise ConfigError(
+                "model.num_layers=0 (no recurrence) needs task.pooling=mean or max: "
+                "there is no final state to read."
+            )
 
     # Data: load the three splits as texts and labels, build the vocabulary, batch by length.
 
     def datasets(self):
-        data_config = self.cfg.task.data
         seed = self.cfg.trainer.seed
-        source = str(data_config.source)
-        if source == "synthetic":
-            splits = self._synthetic_splits(data_config, seed)
-        elif source == "tfds":
-            splits = self._tfds_splits(data_config, seed)
-        else:
-            splits = self._file_splits(data_config, seed)
-        train, validation, test = splits
+        train, validation, test = self.read_splits()
 
         self.vectorizer = text.build_vectorizer(train.texts, self.cfg.task.vocabulary_size)
         self.vocabulary_size = self.vectorizer.vocabulary_size()
@@ -74,7 +82,8 @@ class SentimentTask(Task):
         self.steps_per_epoch = text.steps_per_epoch(self.sizes["train"], self.cfg.trainer.batch_size)
         return tuple(batches)
 
-    def _synthetic_splits(self, data_config, seed):
+    def synthetic_splits(self, data_config):
+        seed = self.cfg.trainer.seed
         self.class_names = list(CLASS_NAMES)
         return tuple(
             text.LabelledTexts(*generate_reviews(size, seed, split))
@@ -85,9 +94,8 @@ class SentimentTask(Task):
             )
         )
 
-    def _tfds_splits(self, data_config, seed):
-        if not data_config.name:
-            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. imdb_reviews).")
+    def tfds_splits(self, data_config):
+        seed = self.cfg.trainer.seed
 
         def load(split):
             dataset, info = load_tfds_split(data_config.name, split, data_config.data_dir)
@@ -113,11 +121,11 @@ class SentimentTask(Task):
             validation, _, _ = load(data_config.validation_split)
         else:
             validation = None
-        if validation is None:
-            train, validation = text.split_off(train, data_config.validation_fraction, seed, 1)
-        return train, validation, test
+        splits = {"train": train, "validation": validation, "test": test}
+        return complete_splits(splits, fractions(data_config), seed, take=text.take_texts)
 
-    def _file_splits(self, data_config, seed):
+    def files_splits(self, data_config):
+        seed = self.cfg.trainer.seed
         def read(path):
             return files.read_labelled_texts(path, data_config.text_column, data_config.label_column)
 
@@ -125,16 +133,12 @@ class SentimentTask(Task):
             texts, labels = files.read_class_files(data_config.class_files)
             where = "task.data.class_files"
             splits = {"train": (texts, labels)}
-        elif data_config.train:
+        else:
             where = data_config.train
             splits = {"train": read(data_config.train)}
             for name in ("validation", "test"):
                 if data_config[name]:
                     splits[name] = read(data_config[name])
-        else:
-            raise ConfigError(
-                "task.data.source=files needs task.data.train=PATH or task.data.class_files={...}."
-            )
 
         self.class_names = text.class_names_of(splits["train"][1])
         if len(self.class_names) < 2:
@@ -145,26 +149,13 @@ class SentimentTask(Task):
             )
             for name, (texts, labels) in splits.items()
         }
-        train = encoded["train"]
-        total = len(train)
-        if "test" not in encoded:
-            train, encoded["test"] = text.split_off(train, data_config.test_fraction, seed, 2)
-        if "validation" not in encoded:
-            train, encoded["validation"] = text.split_off(
-                train, data_config.validation_fraction, seed, 1, of_total=total
-            )
-        return train, encoded["validation"], encoded["test"]
+        return complete_splits(encoded, fractions(data_config), seed, take=text.take_texts)
 
     # Model: embedding -> recurrent stack -> pooling -> class logits.
 
     def build_model(self):
         model_config = self.cfg.model
         pooling = str(self.cfg.task.pooling)
-        if model_config.num_layers == 0 and pooling == "last":
-            raise ConfigError(
-                "model.num_layers=0 (no recurrence) needs task.pooling=mean or max: "
-                "there is no final state to read."
-            )
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         # (batch, time, embedding_dim), with the mask of padded steps.
         embedded = keras.layers.Embedding(

@@ -26,6 +26,7 @@ import tensorflow as tf
 from taskzoo.blocks.recurrent import recurrent_stack_from_config
 from taskzoo.blocks.words import CharacterWordEncoder, WordDropout
 from taskzoo.data import tagged
+from taskzoo.data.splits import complete_splits, fractions
 from taskzoo.data.synthetic.tagged_sentences import generate_tagged_sentences
 from taskzoo.data.text import length_boundaries, steps_per_epoch
 from taskzoo.data.tfds_source import load_tfds_split
@@ -42,22 +43,15 @@ SPLITS = ("train", "validation", "test")
 class TaggingTask(Task):
     monitor = "val_accuracy"
     monitor_mode = "max"
+    data_needs = {
+        "files": {"train": "PATH (a CoNLL-U or column file)"},
+        "tfds": {"name": "NAME (e.g. conll2003)"},
+    }
 
     # Data: tagged sentences of three splits, encoded as word, character and tag ids.
 
     def datasets(self):
-        data_config = self.cfg.task.data
-        source = str(data_config.source)
-        if source == "synthetic":
-            splits = [
-                [tagged.Sentence(words, tags) for words, tags in generate_tagged_sentences(count, self.cfg.trainer.seed, name)]
-                for name, count in zip(SPLITS, (data_config.num_train, data_config.num_validation, data_config.num_test))
-            ]
-        elif source == "tfds":
-            splits = self._tfds_splits(data_config)
-        else:
-            splits = self._file_splits(data_config)
-        self.sentences = dict(zip(SPLITS, splits))
+        self.sentences = dict(zip(SPLITS, self.read_splits()))
         for name, sentences in self.sentences.items():
             if not sentences:
                 raise DataError(f"The {name} split has no sentence.")
@@ -92,9 +86,13 @@ class TaggingTask(Task):
             training, self.cfg.trainer.seed,
         )
 
-    def _file_splits(self, data_config):
-        if not data_config.train:
-            raise ConfigError("task.data.source=files needs task.data.train=PATH (a CoNLL-U or column file).")
+    def synthetic_splits(self, data_config):
+        return [
+            [tagged.Sentence(words, tags) for words, tags in generate_tagged_sentences(count, self.cfg.trainer.seed, name)]
+            for name, count in zip(SPLITS, (data_config.num_train, data_config.num_validation, data_config.num_test))
+        ]
+
+    def files_splits(self, data_config):
         task = self.cfg.task
 
         def read(path):
@@ -103,9 +101,7 @@ class TaggingTask(Task):
         splits = {name: read(data_config[name]) for name in SPLITS if data_config[name]}
         return self._complete(splits, data_config)
 
-    def _tfds_splits(self, data_config):
-        if not data_config.name:
-            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. conll2003).")
+    def tfds_splits(self, data_config):
         splits = {}
         for name in SPLITS:
             split = data_config[f"{name}_split"]
@@ -116,13 +112,7 @@ class TaggingTask(Task):
 
     def _complete(self, splits, data_config):
         """Carves the missing validation and test splits off the training sentences."""
-        train, seed = splits["train"], self.cfg.trainer.seed
-        total = len(train)
-        if "test" not in splits:
-            train, splits["test"] = tagged.split_off(train, data_config.test_fraction, seed, 2)
-        if "validation" not in splits:
-            train, splits["validation"] = tagged.split_off(train, data_config.validation_fraction, seed, 1, of_total=total)
-        return train, splits["validation"], splits["test"]
+        return complete_splits(splits, fractions(data_config), self.cfg.trainer.seed, what="sentences")
 
     # Model: word (and character) features -> recurrent stack -> a tag at every word.
 

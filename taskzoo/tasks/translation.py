@@ -27,6 +27,7 @@ from taskzoo.blocks.decoder import RecurrentDecoder, StateBridge
 from taskzoo.blocks.decoding import SequenceGenerator
 from taskzoo.blocks.recurrent import recurrent_stack_from_config
 from taskzoo.data import parallel
+from taskzoo.data.splits import complete_splits, fractions
 from taskzoo.data.synthetic.number_pairs import generate_pairs
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
@@ -57,23 +58,28 @@ class PaddingMask(keras.layers.Layer):
 class TranslationTask(Task):
     monitor = "val_bleu"
     monitor_mode = "max"
+    data_needs = {
+        "files": {"train": "PATH (a TSV file or a file prefix)"},
+        "tfds": {"name": "NAME (e.g. ted_hrlr_translate/pt_to_en)"},
+    }
+
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        if cfg.model.num_layers == 0:
+            raise ConfigError("Translation needs model.num_layers of 1 or more (the encoder and the decoder).")
+        languages = (cfg.task.data.source_lang, cfg.task.data.target_lang)
+        if str(cfg.task.data.source) == "files" and (languages[0] is None) != (languages[1] is None):
+            raise ConfigError(
+                "Line-aligned files need both task.data.source_lang and task.data.target_lang "
+                f"(got source_lang={languages[0]}, target_lang={languages[1]})."
+            )
 
     # Data: sentence pairs -> tokens -> two vocabularies -> length-bucketed batches.
 
     def datasets(self):
         task_config = self.cfg.task
-        data_config = task_config.data
-        source = str(data_config.source)
-        if source == "synthetic":
-            splits = dict(zip(("train", "validation", "test"), generate_pairs(
-                [data_config.num_train, data_config.num_validation, data_config.num_test],
-                self.cfg.trainer.seed,
-            )))
-            self.languages = ("en", "fr")
-        elif source == "files":
-            splits = self._file_splits(data_config)
-        else:
-            splits = self._tfds_splits(data_config)
+        splits = self.read_splits()
 
         self.tokenizer = parallel.Tokenizer(
             str(task_config.tokenizer), task_config.lowercase, task_config.split_punctuation
@@ -135,15 +141,14 @@ class TranslationTask(Task):
         self.dropped[name] = {"empty": len(empty), "too_long": long}
         return kept
 
-    def _file_splits(self, data_config):
-        if not data_config.train:
-            raise ConfigError("task.data.source=files needs task.data.train=PATH (a TSV file or a file prefix).")
+    def synthetic_splits(self, data_config):
+        self.languages = ("en", "fr")
+        return dict(zip(("train", "validation", "test"), generate_pairs(
+            [data_config.num_train, data_config.num_validation, data_config.num_test], self.cfg.trainer.seed,
+        )))
+
+    def files_splits(self, data_config):
         languages = (data_config.source_lang, data_config.target_lang)
-        if (languages[0] is None) != (languages[1] is None):
-            raise ConfigError(
-                "Line-aligned files need both task.data.source_lang and task.data.target_lang "
-                f"(got source_lang={languages[0]}, target_lang={languages[1]})."
-            )
         self.languages = languages if languages[0] else ("source", "target")
 
         def read(path):
@@ -169,14 +174,10 @@ class TranslationTask(Task):
             return splits
         # Carved pairs lose their line numbers: the pairs are what matters from here on.
         pairs = train[0] if isinstance(train, tuple) else train
-        total = len(pairs)
-        if "test" not in splits:
-            pairs, splits["test"] = parallel.split_pairs(pairs, data_config.test_fraction, seed, 2)
-        if "validation" not in splits:
-            pairs, splits["validation"] = parallel.split_pairs(
-                pairs, data_config.validation_fraction, seed, 1, of_total=total
-            )
-        splits["train"] = pairs
+        given = {name: splits.get(name) for name in ("validation", "test")}
+        splits["train"], splits["validation"], splits["test"] = complete_splits(
+            {"train": pairs, **given}, fractions(data_config), seed, what="sentence pairs"
+        )
         if isinstance(train, tuple):
             # Carved splits keep the name of the file they come from, without line numbers.
             source = (train[1][0], None)
@@ -185,9 +186,7 @@ class TranslationTask(Task):
                     splits[name] = (splits[name], source)
         return splits
 
-    def _tfds_splits(self, data_config):
-        if not data_config.name:
-            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. ted_hrlr_translate/pt_to_en).")
+    def tfds_splits(self, data_config):
 
         def load(split):
             dataset, info = load_tfds_split(data_config.name, split, data_config.data_dir)
@@ -217,8 +216,6 @@ class TranslationTask(Task):
 
     def build_model(self):
         model_config, task_config = self.cfg.model, self.cfg.task
-        if model_config.num_layers == 0:
-            raise ConfigError("Translation needs model.num_layers of 1 or more (the encoder and the decoder).")
         cell = str(model_config.cell)
         source = keras.Input((None,), dtype="int32", name="source")
         target_input = keras.Input((None,), dtype="int32", name="target_input")

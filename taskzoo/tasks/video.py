@@ -23,6 +23,7 @@ import tensorflow as tf
 from taskzoo.blocks.recurrent import recurrent_stack_from_config
 from taskzoo.blocks.vision import VideoEncoder
 from taskzoo.data import video
+from taskzoo.data.splits import complete_splits, fractions
 from taskzoo.data.synthetic.moving_digits import CLASS_NAMES, generate_videos
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
@@ -36,19 +37,15 @@ logger = logging.getLogger(__name__)
 class VideoTask(Task):
     monitor = "val_frame_accuracy"
     monitor_mode = "max"
+    data_needs = {
+        "files": {"train": "DIR (one video or frame folder per entry)"},
+        "tfds": {"name": "NAME (e.g. ucf101)"},
+    }
 
     # Data: three lists of videos with integer frame labels, batched with padding and weights.
 
     def datasets(self):
-        data_config = self.cfg.task.data
-        source = str(data_config.source)
-        if source == "synthetic":
-            splits = self._synthetic_splits(data_config)
-        elif source == "tfds":
-            splits = self._tfds_splits(data_config)
-        else:
-            splits = self._file_splits(data_config)
-
+        splits = self.read_splits()
         self.splits = {}
         for name, videos in zip(("train", "validation", "test"), splits):
             if not videos:
@@ -72,7 +69,7 @@ class VideoTask(Task):
             )
         return np.asarray([index[label] for label in clip.labels], dtype=np.int32)
 
-    def _synthetic_splits(self, data_config):
+    def synthetic_splits(self, data_config):
         self.class_names = list(CLASS_NAMES)
         task = self.cfg.task
         splits = []
@@ -85,9 +82,7 @@ class VideoTask(Task):
             ])
         return splits
 
-    def _file_splits(self, data_config):
-        if not data_config.train:
-            raise ConfigError("task.data.source=files needs task.data.train=DIR (one video or frame folder per entry).")
+    def files_splits(self, data_config):
         task = self.cfg.task
 
         def read(directory):
@@ -95,24 +90,12 @@ class VideoTask(Task):
                 directory, data_config.labels, task.frame_size, task.frame_stride, task.max_frames
             )
 
-        train = read(data_config.train)
-        validation = read(data_config.validation) if data_config.validation else None
-        test = read(data_config.test) if data_config.test else None
-        rng = np.random.default_rng(self.cfg.trainer.seed)
-        order = [train[i] for i in rng.permutation(len(train))]
-        if test is None:
-            count = max(1, round(len(train) * data_config.test_fraction))
-            test, order = order[:count], order[count:]
-        if validation is None:
-            count = max(1, round(len(train) * data_config.validation_fraction))
-            validation, order = order[:count], order[count:]
-        train = order
+        splits = {name: read(data_config[name]) for name in ("train", "validation", "test") if data_config[name]}
+        train, validation, test = complete_splits(splits, fractions(data_config), self.cfg.trainer.seed, what="videos")
         self.class_names = sorted({label for clip in train for label in clip.labels})
         return train, validation, test
 
-    def _tfds_splits(self, data_config):
-        if not data_config.name:
-            raise ConfigError("task.data.source=tfds needs task.data.name (e.g. ucf101).")
+    def tfds_splits(self, data_config):
         task = self.cfg.task
 
         def load(split):
@@ -129,14 +112,9 @@ class VideoTask(Task):
 
         train, self.class_names = load(data_config.train_split)
         test, _ = load(data_config.test_split)
-        if data_config.validation_split:
-            validation, _ = load(data_config.validation_split)
-        else:
-            rng = np.random.default_rng(self.cfg.trainer.seed)
-            order = [train[i] for i in rng.permutation(len(train))]
-            count = max(1, round(len(train) * data_config.validation_fraction))
-            validation, train = order[:count], order[count:]
-        return train, validation, test
+        validation = load(data_config.validation_split)[0] if data_config.validation_split else None
+        splits = {"train": train, "validation": validation, "test": test}
+        return complete_splits(splits, fractions(data_config), self.cfg.trainer.seed, what="videos")
 
     # Model: frame encoder -> recurrent stack over real frames -> a classifier at every frame.
 
