@@ -9,6 +9,7 @@ was expected.
 
 import dataclasses
 import enum
+import functools
 from typing import Any, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -576,6 +577,7 @@ def register_configs():
 _ABSENT = object()
 
 
+@functools.cache
 def _defined_by_a_schema(key):
     """Whether some task's schema defines `key` ("task.<...>")."""
     return any(

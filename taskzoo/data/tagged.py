@@ -79,47 +79,57 @@ def conllu_tag_field(tag_column):
     return CONLLU_TAG_FIELDS[name]
 
 
-def read_conllu(path, text, tag_column=None):
-    """The sentences of a CoNLL-U file: its syntactic words and their UPOS or XPOS tags."""
-    tag_field = conllu_tag_field(tag_column)
-    tag_name = "UPOS" if tag_field == 3 else "XPOS"
+def read_sentences(text, parse_line):
+    """The sentences of a file whose sentences are runs of lines separated by blank lines.
+
+    `parse_line(number, line, words_so_far)` gives a line's (word, tag), or None for a line that
+    holds no word of the sentence (a comment, a multiword token's range).
+    """
     sentences, words, tags = [], [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # A blank line after the last one ends the last sentence.
+    for number, line in enumerate([*text.splitlines(), ""], start=1):
         line = line.rstrip("\r")
         if not line.strip():
             if words:
                 sentences.append(Sentence(words, tags))
                 words, tags = [], []
             continue
+        pair = parse_line(number, line, len(words))
+        if pair is not None:
+            words.append(pair[0])
+            tags.append(pair[1])
+    return sentences
+
+
+def read_conllu(path, text, tag_column=None):
+    """The sentences of a CoNLL-U file: its syntactic words and their UPOS or XPOS tags."""
+    tag_field = conllu_tag_field(tag_column)
+    tag_name = "UPOS" if tag_field == 3 else "XPOS"
+
+    def parse_line(number, line, count):
         if line.startswith("#"):
-            continue
+            return None
         where = f"{path}, line {number}"
         fields = line.split("\t")
         if len(fields) != 10:
             raise DataError(f"{where}: expected 10 tab-separated fields (CoNLL-U), found {len(fields)}.")
         word_id = fields[0]
-        if "-" in word_id or "." in word_id:
-            # A multiword token's range or an empty node: no tag of its own.
-            if not all(part.isdigit() for part in word_id.replace("-", ".").split(".")):
-                raise DataError(f"{where}: {word_id!r} is not a word ID (expected 1, 2-3 or 4.1).")
-            continue
-        if not word_id.isdigit():
+        if not all(part.isdigit() for part in word_id.replace("-", ".").split(".")):
             raise DataError(f"{where}: {word_id!r} is not a word ID (expected 1, 2-3 or 4.1).")
-        if int(word_id) != len(words) + 1:
-            raise DataError(
-                f"{where}: word ID {word_id} follows word {len(words)} (a blank line must end each sentence)."
-            )
+        if not word_id.isdigit():
+            # A multiword token's range or an empty node: no tag of its own.
+            return None
+        if int(word_id) != count + 1:
+            raise DataError(f"{where}: word ID {word_id} follows word {count} (a blank line must end each sentence).")
         form, tag = fields[1], fields[tag_field]
         if not form:
             raise DataError(f"{where}: word {word_id} has an empty form.")
         if tag in ("", "_"):
             hint = " (this treebank may have no XPOS tags; try task.tag_column=upos)" if tag_field == 4 else ""
             raise DataError(f"{where}: word {form!r} has no {tag_name} tag{hint}.")
-        words.append(form)
-        tags.append(tag)
-    if words:
-        sentences.append(Sentence(words, tags))
-    return sentences
+        return form, tag
+
+    return read_sentences(text, parse_line)
 
 
 def column_index(value, name):
@@ -135,31 +145,23 @@ def column_index(value, name):
 def read_columns(path, text, word_column=1, tag_column=None):
     """The sentences of a column file: the word and the tag columns of every line."""
     word_index = column_index(word_column, "word_column")
-    tag_index = None if tag_column is None else column_index(tag_column, "tag_column")
-    sentences, words, tags = [], [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split("\t") if "\t" in line else line.split()
-        fields = [field.strip() for field in fields]
-        if not any(fields):
-            if words:
-                sentences.append(Sentence(words, tags))
-                words, tags = [], []
-            continue
+    tag_index = -1 if tag_column is None else column_index(tag_column, "tag_column")
+    needed = max(word_index, tag_index, 1) + 1
+
+    def parse_line(number, line, count):
+        fields = [field.strip() for field in (line.split("\t") if "\t" in line else line.split())]
         if fields[0] == "-DOCSTART-":
-            continue
-        needed = max(word_index, tag_index if tag_index is not None else 1) + 1
+            return None
         if len(fields) < needed:
             raise DataError(
                 f"{path}, line {number}: expected at least {needed} columns (a word and its tag), found {len(fields)}."
             )
-        word, tag = fields[word_index], fields[-1 if tag_index is None else tag_index]
+        word, tag = fields[word_index], fields[tag_index]
         if not word or not tag:
             raise DataError(f"{path}, line {number}: an empty word or tag.")
-        words.append(word)
-        tags.append(tag)
-    if words:
-        sentences.append(Sentence(words, tags))
-    return sentences
+        return word, tag
+
+    return read_sentences(text, parse_line)
 
 
 # Vocabularies and encoding.

@@ -63,6 +63,14 @@ class PredictOption(NamedTuple):
     help: str
 
 
+def text_options(text_help, items, answers):
+    """The `text=` and `file=` options of a text task's prediction."""
+    return {
+        "text": PredictOption(str, text_help),
+        "file": PredictOption(str, f"a UTF-8 file of {items}, one per line (- for standard input); {answers}"),
+    }
+
+
 def texts_to_predict(options):
     """The inputs of a text task's prediction: `text=` (one text) or `file=` (one text per line
     of a UTF-8 file, `-` for standard input). Returns (texts, from_file)."""
@@ -124,9 +132,11 @@ class Task:
     monitor_mode = "min"
     # Training steps that make one epoch; set by `datasets()` when the training set repeats.
     steps_per_epoch = None
-    # What each data source needs in `task.data`: {source: {key: what to give}}. A task reads a
-    # source with its method `<source>_splits(data_config)`, called by `read_splits`.
+    # What each data source needs in `task.data` besides a TFDS builder's name: {source: {key:
+    # what to give}}, and a builder to name as an example. A task reads a source with its method
+    # `<source>_splits(data_config)`, called by `read_splits`.
     data_needs = {}
+    tfds_example = None
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -138,10 +148,18 @@ class Task:
         keys its data source needs (`data_needs`) and, in subclasses, the rules that tie several
         keys together. Raises ConfigError."""
         source = str(cfg.task.data.source)
-        needs = cls.data_needs.get(source, {})
+        needs = {"name": f"NAME (e.g. {cls.tfds_example})"} if source == "tfds" else cls.data_needs.get(source, {})
         if any(not cfg.task.data[key] for key in needs):
             wanted = " and ".join(f"task.data.{key}={value}" for key, value in needs.items())
             raise ConfigError(f"task.data.source={source} needs {wanted}.")
+
+    def for_network(self, name, network, make):
+        """`make(network)`, made once per network and kept on the task under `name`: compiled
+        functions and decoders read the network's current weights, so one serves every epoch."""
+        kept = self.__dict__.setdefault("_per_network", {})
+        if name not in kept or kept[name][0] is not network:
+            kept[name] = (network, make(network))
+        return kept[name][1]
 
     def read_splits(self):
         """The data of the configured source, read by the task's `<source>_splits(data_config)`."""

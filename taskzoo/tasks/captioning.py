@@ -58,10 +58,8 @@ class AllPositions(keras.layers.Layer):
 class CaptioningTask(Task):
     monitor = "val_bleu4"
     monitor_mode = "max"
-    data_needs = {
-        "files": {"images": "DIR", "captions": "FILE"},
-        "tfds": {"name": "NAME (e.g. coco_captions)"},
-    }
+    data_needs = {"files": {"images": "DIR", "captions": "FILE"}}
+    tfds_example = "coco_captions"
 
     @classmethod
     def check_config(cls, cfg):
@@ -249,9 +247,9 @@ class CaptioningTask(Task):
     def captioner(self, network):
         """One captioner per network, made on first use and kept on the task (its compiled
         functions read the network's current weights, so it serves every epoch)."""
-        if getattr(self, "_captioner", None) is None or self._captioner.network is not network:
-            self._captioner = Captioner(network, self.tokenizer, self.vocabulary, self.cfg.task.max_length)
-        return self._captioner
+        return self.for_network("captioner", network, lambda network: Captioner(
+            network, self.tokenizer, self.vocabulary, self.cfg.task.max_length
+        ))
 
     def extra_metrics(self, network, split):
         task_config = self.cfg.task

@@ -40,10 +40,8 @@ SAMPLE_TEMPERATURES = (0.5, 1.0)
 class CharLanguageModelTask(Task):
     monitor = "val_loss"
     monitor_mode = "min"
-    data_needs = {
-        "files": {"train": "PATH (a file, directory or glob)"},
-        "tfds": {"name": "NAME (e.g. tiny_shakespeare)"},
-    }
+    data_needs = {"files": {"train": "PATH (a file, directory or glob)"}}
+    tfds_example = "tiny_shakespeare"
 
     @classmethod
     def check_config(cls, cfg):

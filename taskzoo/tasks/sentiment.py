@@ -24,7 +24,7 @@ from taskzoo.data.splits import complete_splits, fractions
 from taskzoo.data.synthetic.reviews import CLASS_NAMES, generate_reviews
 from taskzoo.data.tfds_source import load_tfds_split, text_classification_keys
 from taskzoo.errors import ConfigError, DataError
-from taskzoo.tasks.base import PredictOption, Task, load_run_model, texts_to_predict, warn_if_mostly_unknown
+from taskzoo.tasks.base import Task, load_run_model, text_options, texts_to_predict, warn_if_mostly_unknown
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 class SentimentTask(Task):
     monitor = "val_accuracy"
     monitor_mode = "max"
-    data_needs = {"tfds": {"name": "NAME (e.g. imdb_reviews)"}}
+    tfds_example = "imdb_reviews"
 
     @classmethod
     def check_config(cls, cfg):
@@ -191,10 +191,7 @@ class SentimentTask(Task):
     def save_artifacts(self, run_dir):
         (run_dir / "classes.json").write_text(json.dumps(self.class_names, ensure_ascii=False))
 
-    predict_options = {
-        "text": PredictOption(str, "the text to classify"),
-        "file": PredictOption(str, "a UTF-8 file of texts, one per line (- for standard input); one answer per line"),
-    }
+    predict_options = text_options("the text to classify", "texts", "one answer per line")
 
     @classmethod
     def predict(cls, run_dir, cfg, options):

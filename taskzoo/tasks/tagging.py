@@ -33,7 +33,7 @@ from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import masked_cross_entropy
 from taskzoo.observe.images import heatmap_png
-from taskzoo.tasks.base import EpochSamples, PredictOption, Task, load_run_model, texts_to_predict
+from taskzoo.tasks.base import EpochSamples, Task, load_run_model, text_options, texts_to_predict
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,8 @@ SPLITS = ("train", "validation", "test")
 class TaggingTask(Task):
     monitor = "val_accuracy"
     monitor_mode = "max"
-    data_needs = {
-        "files": {"train": "PATH (a CoNLL-U or column file)"},
-        "tfds": {"name": "NAME (e.g. conll2003)"},
-    }
+    data_needs = {"files": {"train": "PATH (a CoNLL-U or column file)"}}
+    tfds_example = "conll2003"
 
     # Data: tagged sentences of three splits, encoded as word, character and tag ids.
 
@@ -159,10 +157,8 @@ class TaggingTask(Task):
         many sentences as `trainer.evaluation_steps` allows)."""
         encoded = self.encoded[split]
         count = self.decode_limit(len(encoded))
-        if getattr(self, "_tagger", (None, None))[0] is not network:
-            # Kept on the task: traced once per network, whatever the split.
-            self._tagger = (network, tag_function(network, self.cfg.task.char_features))
-        return predict_tags(self._tagger[1], encoded, range(count), self.cfg.trainer.batch_size)
+        tag = self.for_network("tagger", network, lambda network: tag_function(network, self.cfg.task.char_features))
+        return predict_tags(tag, encoded, range(count), self.cfg.trainer.batch_size)
 
     def extra_metrics(self, network, split):
         predictions = self.predicted_tags(network, split)
@@ -176,10 +172,8 @@ class TaggingTask(Task):
     def save_artifacts(self, run_dir):
         (run_dir / "tagger.json").write_text(json.dumps(self.encoder.to_json(), ensure_ascii=False) + "\n")
 
-    predict_options = {
-        "text": PredictOption(str, "a sentence to tag (punctuation is split off the words)"),
-        "file": PredictOption(str, "a UTF-8 file of sentences, one per line (- for standard input); one tagged line each"),
-    }
+    predict_options = text_options("a sentence to tag (punctuation is split off the words)", "sentences",
+                                   "one tagged line each")
 
     @classmethod
     def predict(cls, run_dir, cfg, options):

@@ -38,6 +38,7 @@ from taskzoo.tasks.base import (
     PredictOption,
     Task,
     load_run_model,
+    text_options,
     texts_to_predict,
     trained_network,
     warn_if_mostly_unknown,
@@ -58,10 +59,8 @@ class PaddingMask(keras.layers.Layer):
 class TranslationTask(Task):
     monitor = "val_bleu"
     monitor_mode = "max"
-    data_needs = {
-        "files": {"train": "PATH (a TSV file or a file prefix)"},
-        "tfds": {"name": "NAME (e.g. ted_hrlr_translate/pt_to_en)"},
-    }
+    data_needs = {"files": {"train": "PATH (a TSV file or a file prefix)"}}
+    tfds_example = "ted_hrlr_translate/pt_to_en"
 
     @classmethod
     def check_config(cls, cfg):
@@ -267,10 +266,9 @@ class TranslationTask(Task):
     def translator(self, network):
         """One translator per network, made on first use and kept on the task (its compiled
         functions read the network's current weights, so it serves every epoch)."""
-        if getattr(self, "_translator", None) is None or self._translator.network is not network:
-            self._translator = Translator(network, self.tokenizer, self.source_vocabulary, self.target_vocabulary,
-                                          self.cfg.task.max_output_length)
-        return self._translator
+        return self.for_network("translator", network, lambda network: Translator(
+            network, self.tokenizer, self.source_vocabulary, self.target_vocabulary, self.cfg.task.max_output_length
+        ))
 
     def extra_metrics(self, network, split):
         task_config = self.cfg.task
@@ -307,8 +305,7 @@ class TranslationTask(Task):
     # Inference: `taskzoo-predict run_dir=RUN text="..." [beam_size=5] [attention=out.png]`.
 
     predict_options = {
-        "text": PredictOption(str, "a sentence in the source language"),
-        "file": PredictOption(str, "a UTF-8 file of sentences, one per line (- for standard input); one translation per line"),
+        **text_options("a sentence in the source language", "sentences", "one translation per line"),
         "beam_size": PredictOption(int, "beam width (1: greedy search); default: the run's task.beam_size"),
         "length_penalty": PredictOption(float, "length penalty alpha; default: the run's task.length_penalty"),
         "attention": PredictOption(str, "with text=: write the attention heatmap to this PNG file"),

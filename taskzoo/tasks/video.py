@@ -37,10 +37,8 @@ logger = logging.getLogger(__name__)
 class VideoTask(Task):
     monitor = "val_frame_accuracy"
     monitor_mode = "max"
-    data_needs = {
-        "files": {"train": "DIR (one video or frame folder per entry)"},
-        "tfds": {"name": "NAME (e.g. ucf101)"},
-    }
+    data_needs = {"files": {"train": "DIR (one video or frame folder per entry)"}}
+    tfds_example = "ucf101"
 
     # Data: three lists of videos with integer frame labels, batched with padding and weights.
 
@@ -148,10 +146,8 @@ class VideoTask(Task):
 
     def extra_metrics(self, network, split):
         dataset = self.batches_of(split)
-        if getattr(self, "_labeller", (None, None))[0] is not network:
-            # Kept on the task: traced once per network, whatever the split.
-            self._labeller = (network, label_function(network, dataset))
-        predictions = predict_labels(network, dataset, self._labeller[1])
+        labeller = self.for_network("labeller", network, lambda network: label_function(network, dataset))
+        predictions = predict_labels(network, dataset, labeller)
         return segment_scores(predictions, self.label_ids[split])
 
     def batches_of(self, split):
