@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from taskzoo import choices
 from taskzoo.errors import ConfigError
 
 
@@ -24,31 +25,16 @@ class Choice(enum.Enum):
         return self.value
 
 
-class Cell(Choice):
-    rnn = "rnn"
-    lstm = "lstm"
-    gru = "gru"
+def _choice(class_name, names):
+    """The enum of one set of names from `taskzoo.choices`, where the registries read them too."""
+    return Choice(class_name, [(name, name) for name in names], module=__name__, qualname=class_name)
 
 
-class Initializer(Choice):
-    glorot_uniform = "glorot_uniform"
-    he_normal = "he_normal"
-    orthogonal = "orthogonal"
-
-
-class OptimizerName(Choice):
-    adam = "adam"
-    adamw = "adamw"
-    rmsprop = "rmsprop"
-    sgd = "sgd"
-
-
-class StrategyName(Choice):
-    auto = "auto"
-    one_device = "one_device"
-    mirrored = "mirrored"
-    multi_worker = "multi_worker"
-    tpu = "tpu"
+Cell = _choice("Cell", choices.CELLS)
+Initializer = _choice("Initializer", choices.INITIALIZERS)
+OptimizerName = _choice("OptimizerName", choices.OPTIMIZERS)
+StrategyName = _choice("StrategyName", choices.STRATEGIES)
+AttentionKind = _choice("AttentionKind", choices.ATTENTION_KINDS)
 
 
 class ClusterSource(Choice):
@@ -81,12 +67,6 @@ class Bptt(Choice):
 class Tokenization(Choice):
     word = "word"
     char = "char"
-
-
-class AttentionKind(Choice):
-    none = "none"
-    additive = "additive"
-    multiplicative = "multiplicative"
 
 
 class CaptionAttention(Choice):

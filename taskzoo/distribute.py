@@ -27,9 +27,8 @@ import os
 import keras
 import tensorflow as tf
 
+from taskzoo import choices
 from taskzoo.errors import ConfigError
-
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 
 
 def cluster_resolver(cluster):
@@ -74,7 +73,7 @@ def build_strategy(trainer_config):
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ConfigError(f"trainer.strategy=tpu: no TPU found ({reason[:200]}).") from None
         return tf.distribute.TPUStrategy(resolver)
-    raise ConfigError(f"Unknown trainer.strategy {name!r}; expected one of {list(STRATEGIES)}.")
+    raise ConfigError(f"Unknown trainer.strategy {name!r}; expected {choices.expected(choices.STRATEGIES)}.")
 
 
 def is_multi_worker(strategy):

@@ -5,13 +5,15 @@ import time
 
 import keras
 
+from taskzoo import choices
 
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-}
+OPTIMIZERS = choices.registry(
+    choices.OPTIMIZERS,
+    adam=keras.optimizers.Adam,
+    adamw=keras.optimizers.AdamW,
+    rmsprop=keras.optimizers.RMSprop,
+    sgd=keras.optimizers.SGD,
+)
 
 
 def build_optimizer(trainer_config):

@@ -1,6 +1,7 @@
 """Every configuration composes; wrong types, unknown keys and impossible values fail clearly."""
 
 import importlib.resources
+import types
 
 import pytest
 from hydra import compose, initialize_config_module
@@ -95,14 +96,34 @@ def test_every_checked_key_exists_and_a_renamed_one_fails_loudly():
         config._check(compose_config(), "model.unitz", lambda value: True, "anything")
 
 
-def test_each_set_of_choice_names_agrees_with_its_registry():
-    from taskzoo import config, distribute, optimization
-    from taskzoo.blocks import decoder, recurrent
+def test_each_set_of_choice_names_is_defined_once_and_read_by_the_schema_and_the_registries():
+    import pickle
 
-    names = lambda choice: {member.value for member in choice}  # noqa: E731
-    assert names(config.Cell) == set(recurrent.CELL_LAYERS) == set(decoder.CELLS)
-    assert names(config.Initializer) == set(recurrent.INITIALIZERS)
-    # The decoder also offers "mean" attention, which captioning uses inside the task.
-    assert names(config.AttentionKind) < set(decoder.ATTENTION_KINDS)
-    assert names(config.StrategyName) == set(distribute.STRATEGIES)
-    assert names(config.OptimizerName) == set(optimization.OPTIMIZERS)
+    from taskzoo import choices, config, optimization
+    from taskzoo.blocks import attention, decoder, recurrent
+
+    names = lambda choice: tuple(member.value for member in choice)  # noqa: E731
+    assert names(config.Cell) == choices.CELLS == tuple(recurrent.CELL_LAYERS) == tuple(decoder.CELLS)
+    assert names(config.Initializer) == choices.INITIALIZERS
+    assert names(config.AttentionKind) == choices.ATTENTION_KINDS
+    assert tuple(attention.ATTENTION_LAYERS) == (*choices.ATTENTION_SCORES, "mean")
+    assert names(config.StrategyName) == choices.STRATEGIES
+    assert names(config.OptimizerName) == choices.OPTIMIZERS == tuple(optimization.OPTIMIZERS)
+    # The sweep launchers pickle configurations: the generated enums travel by name.
+    assert pickle.loads(pickle.dumps(config.Cell.lstm)) is config.Cell.lstm
+    # A registry that drifts from its names does not import.
+    with pytest.raises(TypeError, match=r"misses \['gru'\] and has unknown \['lstmm'\]"):
+        choices.registry(choices.CELLS, rnn=1, lstm=2, lstmm=3)
+
+
+def test_an_unknown_choice_is_refused_with_the_names_of_the_one_definition():
+    from taskzoo import choices, distribute
+    from taskzoo.blocks.recurrent import RecurrentStack
+
+    with pytest.raises(ConfigCompositionException) as refused:
+        compose_config("model.cell=lstmm")
+    assert all(name in str(refused.value.__cause__) for name in choices.CELLS)
+    with pytest.raises(ValueError, match="expected one of 'rnn', 'lstm', 'gru'"):
+        RecurrentStack("lstmm", units=4)
+    with pytest.raises(ConfigError, match="expected one of 'auto', 'one_device', 'mirrored', 'multi_worker', 'tpu'"):
+        distribute.build_strategy(types.SimpleNamespace(strategy="cloud"))

@@ -17,6 +17,8 @@ sequence and every step reuses it.
 import keras
 from keras import ops
 
+from taskzoo import choices
+
 # Added to the scores of padded positions: their softmax weight underflows to exactly zero.
 _MASKED_SCORE = -1e9
 
@@ -115,4 +117,11 @@ class MeanAttention(keras.layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
-ATTENTION_LAYERS = {"additive": AdditiveAttention, "multiplicative": MultiplicativeAttention, "mean": MeanAttention}
+# The layer of each learned attention in `choices.ATTENTION_SCORES`, and the fixed "mean" attention
+# that captioning uses when it feeds image features without learning where to look.
+ATTENTION_LAYERS = choices.registry(
+    (*choices.ATTENTION_SCORES, "mean"),
+    additive=AdditiveAttention,
+    multiplicative=MultiplicativeAttention,
+    mean=MeanAttention,
+)

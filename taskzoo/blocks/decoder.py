@@ -17,15 +17,15 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from taskzoo import choices
 from taskzoo.blocks.attention import ATTENTION_LAYERS
 from taskzoo.blocks.decoding import sampled_tokens
 
-CELLS = {
-    "rnn": keras.layers.SimpleRNNCell,
-    "lstm": keras.layers.LSTMCell,
-    "gru": keras.layers.GRUCell,
-}
+CELLS = choices.registry(
+    choices.CELLS, rnn=keras.layers.SimpleRNNCell, lstm=keras.layers.LSTMCell, gru=keras.layers.GRUCell
+)
 
+# The attentions a decoder accepts: the user's choices and the "mean" that captioning uses.
 ATTENTION_KINDS = ("none", *ATTENTION_LAYERS)
 
 
@@ -174,9 +174,9 @@ class RecurrentDecoder(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if cell not in CELLS:
-            raise ValueError(f"Unknown cell {cell!r}; expected one of {sorted(CELLS)}.")
+            raise ValueError(f"Unknown cell {cell!r}; expected {choices.expected(choices.CELLS)}.")
         if attention not in ATTENTION_KINDS:
-            raise ValueError(f"Unknown attention {attention!r}; expected one of {list(ATTENTION_KINDS)}.")
+            raise ValueError(f"Unknown attention {attention!r}; expected {choices.expected(ATTENTION_KINDS)}.")
         if num_layers < 1:
             raise ValueError(f"A decoder needs num_layers of 1 or more; received {num_layers}.")
         self.vocabulary_size = vocabulary_size

@@ -11,13 +11,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-CELL_LAYERS = {
-    "rnn": keras.layers.SimpleRNN,
-    "lstm": keras.layers.LSTM,
-    "gru": keras.layers.GRU,
-}
+from taskzoo import choices
 
-INITIALIZERS = ("glorot_uniform", "he_normal", "orthogonal")
+CELL_LAYERS = choices.registry(
+    choices.CELLS, rnn=keras.layers.SimpleRNN, lstm=keras.layers.LSTM, gru=keras.layers.GRU
+)
 
 
 def fused_kernel_warning(cell, recurrent_dropout):
@@ -78,7 +76,7 @@ class RecurrentStack(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if cell not in CELL_LAYERS:
-            raise ValueError(f"Unknown cell {cell!r}; expected one of {sorted(CELL_LAYERS)}.")
+            raise ValueError(f"Unknown cell {cell!r}; expected {choices.expected(choices.CELLS)}.")
         if num_layers < 0:
             raise ValueError(f"num_layers must be 0 or more; received num_layers={num_layers}.")
         if stateful and bidirectional:
@@ -90,8 +88,8 @@ class RecurrentStack(keras.layers.Layer):
             )
         for name, value in (("kernel_initializer", kernel_initializer),
                             ("recurrent_initializer", recurrent_initializer)):
-            if value not in INITIALIZERS:
-                raise ValueError(f"Unknown {name} {value!r}; expected one of {list(INITIALIZERS)}.")
+            if value not in choices.INITIALIZERS:
+                raise ValueError(f"Unknown {name} {value!r}; expected {choices.expected(choices.INITIALIZERS)}.")
         self.cell = cell
         self.units = units
         self.num_layers = num_layers
