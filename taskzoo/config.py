@@ -172,30 +172,46 @@ class ObserveConfig:
 
 
 @dataclasses.dataclass
-class TextDataConfig:
-    """Where a text classification task reads its examples from."""
+class DataConfig:
+    """What the `task.data` node of every task holds: where the data comes from and how missing
+    splits are made. Each task's data configuration adds its own keys and may change a default."""
 
+    # synthetic: the task's generated data (offline, deterministic by trainer.seed); files: local
+    # files; tfds: a TFDS builder (the task's page names the builders it reads).
     source: DataSource = DataSource.synthetic
-    # TFDS builder name (source=tfds), e.g. imdb_reviews or glue/sst2.
+    # TFDS builder name (source=tfds), its data directory (null: the TFDS default) and split
+    # names; a null validation split is carved from the training split.
     name: Optional[str] = None
-    # TFDS data directory (source=tfds); null uses the TFDS default.
     data_dir: Optional[str] = None
-    # TFDS split names; a null validation split is carved from the training split.
     train_split: str = "train"
     validation_split: Optional[str] = "validation"
     test_split: str = "test"
-    # Local paths (source=files): a CSV/TSV file with a header, or a directory of class folders.
+    # Fractions split off the training data, deterministically by seed, when a split is missing.
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+
+
+@dataclasses.dataclass
+class SplitFilesDataConfig(DataConfig):
+    """A data configuration whose local files (source=files) are given one path per split;
+    validation and test are split off the training data when not given."""
+
     train: Optional[str] = None
     validation: Optional[str] = None
     test: Optional[str] = None
+
+
+@dataclasses.dataclass
+class TextDataConfig(SplitFilesDataConfig):
+    """Where a text classification task reads its examples from: a TFDS builder such as
+    imdb_reviews or glue/sst2, or per split a CSV/TSV file with a header or a directory of class
+    folders."""
+
     # One plain text file per class, one example per line (source=files): {neg: a.txt, pos: b.txt}.
     class_files: Any = None
     # Column names in a CSV/TSV file; null detects them from the header.
     text_column: Optional[str] = None
     label_column: Optional[str] = None
-    # Fractions split off the training data, deterministically by seed, when a split is missing.
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
     # Size of the generated corpus (source=synthetic).
     num_train: int = 12000
     num_validation: int = 1500
@@ -215,26 +231,17 @@ class SentimentTaskConfig:
 
 
 @dataclasses.dataclass
-class CharacterDataConfig:
-    """Where the character language model reads its text from."""
+class CharacterDataConfig(SplitFilesDataConfig):
+    """Where the character language model reads its text from: a TFDS builder such as
+    tiny_shakespeare, or per split local UTF-8 text (a file, a directory, every file below it, or a
+    glob). Missing validation or test text is a contiguous part cut off the end of the text."""
 
     # stdlib: the running interpreter's standard-library source code (offline, on every machine).
     source: CharacterSource = CharacterSource.stdlib
-    # Characters taken from the standard library (source=stdlib).
-    max_characters: int = 1_100_000
-    # TFDS builder name (source=tfds), e.g. tiny_shakespeare, and its data directory and splits.
-    name: Optional[str] = None
-    data_dir: Optional[str] = None
-    train_split: str = "train"
-    validation_split: str = "validation"
-    test_split: str = "test"
-    # Local UTF-8 text (source=files): a file, a directory (every file below it) or a glob.
-    train: Optional[str] = None
-    validation: Optional[str] = None
-    test: Optional[str] = None
-    # Contiguous parts split off the end of the text when validation or test text is not given.
     validation_fraction: float = 0.05
     test_fraction: float = 0.05
+    # Characters taken from the standard library (source=stdlib).
+    max_characters: int = 1_100_000
 
 
 @dataclasses.dataclass
@@ -253,28 +260,17 @@ class CharLanguageModelTaskConfig:
 
 
 @dataclasses.dataclass
-class VideoDataConfig:
-    """Where the frame-labelling task reads its videos from."""
+class VideoDataConfig(SplitFilesDataConfig):
+    """Where the frame-labelling task reads its videos from: generated moving handwritten digits,
+    a TFDS builder such as ucf101 (the video's label is given to every frame), or per split a
+    local directory with one video file (mp4, avi, gif, ...) or one folder of frame images per
+    video."""
 
-    # synthetic: moving handwritten digits generated offline; files: local videos; tfds: a builder.
-    source: DataSource = DataSource.synthetic
-    # TFDS builder name (source=tfds), e.g. ucf101; the video's label is given to every frame.
-    name: Optional[str] = None
-    data_dir: Optional[str] = None
-    train_split: str = "train"
     validation_split: Optional[str] = None
-    test_split: str = "test"
-    # Local directories (source=files): one video file (mp4, avi, gif, ...) or one folder of frame
-    # images per video; validation and test are split off the training videos when not given.
-    train: Optional[str] = None
-    validation: Optional[str] = None
-    test: Optional[str] = None
     # Frame labels (source=files): a CSV file with columns video,frame,label, or a directory of
     # <video>.txt files with one label per line, one line per frame; null looks for labels.csv in
     # each data directory.
     labels: Optional[str] = None
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
     # Videos generated (source=synthetic).
     num_train: int = 1500
     num_validation: int = 200
@@ -300,24 +296,14 @@ class VideoTaskConfig:
 
 
 @dataclasses.dataclass
-class ParallelDataConfig:
-    """Where the translation task reads its sentence pairs from."""
+class ParallelDataConfig(SplitFilesDataConfig):
+    """Where the translation task reads its sentence pairs from: generated numbers and dates in
+    English and French words, a TFDS translation builder such as ted_hrlr_translate/pt_to_en, or
+    per split a TSV file of source<TAB>target lines or, with source_lang and target_lang set, a
+    prefix of line-aligned files PREFIX.SOURCE_LANG and PREFIX.TARGET_LANG (plain or .gz)."""
 
-    # synthetic: numbers and dates in English and French words (offline); files; tfds.
-    source: DataSource = DataSource.synthetic
-    # TFDS translation builder (source=tfds), e.g. ted_hrlr_translate/pt_to_en, its data
-    # directory and splits; a missing validation split is carved from the training split.
-    name: Optional[str] = None
-    data_dir: Optional[str] = None
-    train_split: str = "train"
-    validation_split: Optional[str] = "validation"
-    test_split: str = "test"
-    # Local files (source=files): a TSV file of source<TAB>target lines, or, with source_lang and
-    # target_lang set, a prefix of line-aligned files PREFIX.SOURCE_LANG and PREFIX.TARGET_LANG
-    # (plain or .gz). Validation and test are split off the training pairs when not given.
-    train: Optional[str] = None
-    validation: Optional[str] = None
-    test: Optional[str] = None
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
     source_lang: Optional[str] = None
     target_lang: Optional[str] = None
     # Swap the two columns of a TSV file (translate the second language into the first).
@@ -325,8 +311,6 @@ class ParallelDataConfig:
     # Training pairs with more tokens than this on either side are left out (the count is
     # logged); validation and test pairs are never left out.
     max_length: int = 80
-    validation_fraction: float = 0.05
-    test_fraction: float = 0.05
     # Pairs generated (source=synthetic).
     num_train: int = 20000
     num_validation: int = 1000
@@ -369,16 +353,11 @@ class TranslationTaskConfig:
 
 
 @dataclasses.dataclass
-class CaptionDataConfig:
-    """Where the captioning task reads its images and captions from."""
+class CaptionDataConfig(DataConfig):
+    """Where the captioning task reads its images and captions from: generated scenes of digits
+    and shapes, a TFDS builder (coco_captions), or local files."""
 
-    # synthetic: generated scenes of digits and shapes (offline); files; tfds (coco_captions).
-    source: DataSource = DataSource.synthetic
-    name: Optional[str] = None
-    data_dir: Optional[str] = None
-    train_split: str = "train"
     validation_split: Optional[str] = "val"
-    test_split: str = "test"
     # Local files (source=files): a directory of images, and a captions file holding either
     # `image_name#k<TAB>caption` lines or a CSV file with the columns image,caption.
     images: Optional[str] = None
@@ -388,8 +367,6 @@ class CaptionDataConfig:
     train_list: Optional[str] = None
     validation_list: Optional[str] = None
     test_list: Optional[str] = None
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
     # Images generated (source=synthetic).
     num_train: int = 6000
     num_validation: int = 500
@@ -433,28 +410,14 @@ class CaptioningTaskConfig:
 
 
 @dataclasses.dataclass
-class TaggingDataConfig:
-    """Where the tagging task reads its tagged sentences from."""
+class TaggingDataConfig(SplitFilesDataConfig):
+    """Where the tagging task reads its tagged sentences from: generated sentences whose tags need
+    context on both sides, a TFDS builder with tokens and per-token tags such as conll2003 or
+    universal_dependencies/en_ewt, or per split a local file, plain or .gz."""
 
-    # synthetic: generated sentences whose tags need context on both sides (offline); files; tfds.
-    source: DataSource = DataSource.synthetic
-    # TFDS builder with tokens and per-token tags (source=tfds), e.g. conll2003 or
-    # universal_dependencies/en_ewt, its data directory and splits; a missing validation split is
-    # carved from the training split.
-    name: Optional[str] = None
-    data_dir: Optional[str] = None
-    train_split: str = "train"
-    validation_split: Optional[str] = "validation"
-    test_split: str = "test"
-    # Local files (source=files), plain or .gz: CoNLL-U, or columns (word and tag columns, a
-    # blank line between sentences); auto decides by the file name (.conllu) and its first line.
-    # Validation and test are split off the training sentences when not given.
-    train: Optional[str] = None
-    validation: Optional[str] = None
-    test: Optional[str] = None
+    # The files' format: CoNLL-U, or columns (word and tag columns, a blank line between
+    # sentences); auto decides by the file name (.conllu) and its first line.
     format: TagFileFormat = TagFileFormat.auto
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
     # Sentences generated (source=synthetic).
     num_train: int = 8000
     num_validation: int = 1000

@@ -223,6 +223,8 @@ def test_bad_caption_inputs_name_the_problem(tmp_path, caplog):
         tiny_task("task.data.source=files")
     with pytest.raises(ConfigError, match="does not apply to captioning"):
         tiny_task("model.bidirectional=true")
+    with pytest.raises(ConfigError, match="task=captioning needs model.num_layers of 1 or more: the decoder is recurrent"):
+        tiny_task("model.num_layers=0")
 
 
 def test_coco_captions_through_tfds_mock_data():

@@ -195,15 +195,22 @@ def test_default_corpus_is_the_standard_library_source():
 
 
 def test_tfds_text_dataset_with_mock_data(tmp_path):
-    cfg = compose_config(
-        "task=char_lm", "trainer=smoke", "trainer.batch_size=2", "task.seq_length=4",
-        "task.data.source=tfds", "task.data.name=tiny_shakespeare",
-    )
+    cfg_overrides = ("task=char_lm", "trainer=smoke", "trainer.batch_size=2", "task.seq_length=4",
+                     "task.data.source=tfds", "task.data.name=tiny_shakespeare")
+    cfg = compose_config(*cfg_overrides)
     with tfds.testing.mock_data(num_examples=3):
         task = CharLanguageModelTask(cfg)
         train_data, _, _ = task.datasets()
     inputs, targets = next(iter(train_data))
     assert inputs.shape == (2, 4) and targets.shape == (2, 4)
+
+    # A builder without a validation split: the validation text is cut off the end of the training text.
+    with tfds.testing.mock_data(num_examples=3):
+        task = CharLanguageModelTask(compose_config(*cfg_overrides, "task.data.validation_split=null",
+                                                    "task.data.validation_fraction=0.25"))
+        task.datasets()
+    full_train = task.sizes["train"] + task.sizes["validation"]
+    assert task.sizes["validation"] == full_train - int(full_train * 0.75) > 0
 
 
 def test_tfds_offline_fails_fast(tmp_path):

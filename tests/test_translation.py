@@ -374,6 +374,8 @@ def test_bad_parallel_inputs_name_the_problem(tmp_path, caplog):
         tiny_task("task.data.source=files", f"task.data.train={bad}", "task.data.source_lang=de")
     with pytest.raises(ConfigError, match="task.data.source=files needs task.data.train"):
         tiny_task("task.data.source=files")
+    with pytest.raises(ConfigError, match="task=translation needs model.num_layers of 1 or more: the encoder"):
+        tiny_task("model.num_layers=0")
 
     # Empty sides are left out, and so are over-long training pairs, each with a warning.
     pairs = PAIRS + [("", "nothing"), ("nichts", " ")] + [(" ".join(["lang"] * 30), "long")]

@@ -66,6 +66,20 @@ def split_by_character(text, validation_fraction, test_fraction):
     return text[:validation_start], text[validation_start:test_start], text[test_start:]
 
 
+def complete_text_splits(train, validation, test, validation_fraction, test_fraction):
+    """(train, validation, test) texts, where a missing (None) validation or test text is a
+    contiguous part cut off the end of the training text: held-out text of a language model must be
+    a stretch the model never read, not lines sampled from the middle of its training text."""
+    if validation is None and test is None:
+        return split_by_character(train, validation_fraction, test_fraction)
+    if validation is None or test is None:
+        cut = int(len(train) * (1 - (validation_fraction if validation is None else test_fraction)))
+        train, held_out = train[:cut], train[cut:]
+        validation = held_out if validation is None else validation
+        test = held_out if test is None else test
+    return train, validation, test
+
+
 class CharacterVocabulary:
     """The characters of the training text; index 0 stands for any character unseen in training."""
 

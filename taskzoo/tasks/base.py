@@ -137,6 +137,9 @@ class Task:
     # `<source>_splits(data_config)`, called by `read_splits`.
     data_needs = {}
     tfds_example = None
+    # Why the task's model cannot do without recurrent layers, for a task that refuses
+    # model.num_layers=0 (the baseline without recurrence that sentiment and the labellers offer).
+    needs_recurrence = None
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -152,6 +155,8 @@ class Task:
         if any(not cfg.task.data[key] for key in needs):
             wanted = " and ".join(f"task.data.{key}={value}" for key, value in needs.items())
             raise ConfigError(f"task.data.source={source} needs {wanted}.")
+        if cls.needs_recurrence and cfg.model.num_layers == 0:
+            raise ConfigError(f"task={cfg.task.name} needs model.num_layers of 1 or more: {cls.needs_recurrence}.")
 
     def for_network(self, name, network, make):
         """`make(network)`, made once per network and kept on the task under `name`: compiled

@@ -60,12 +60,11 @@ class CaptioningTask(Task):
     monitor_mode = "max"
     data_needs = {"files": {"images": "DIR", "captions": "FILE"}}
     tfds_example = "coco_captions"
+    needs_recurrence = "the decoder is recurrent"
 
     @classmethod
     def check_config(cls, cfg):
         super().check_config(cfg)
-        if cfg.model.num_layers == 0:
-            raise ConfigError("Captioning needs model.num_layers of 1 or more (the decoder's layers).")
         if cfg.model.bidirectional:
             raise ConfigError("model.bidirectional does not apply to captioning: the decoder writes left to right.")
         if cfg.task.encoder == "small_cnn" and (cfg.task.encoder_weights or cfg.task.feature_cache):

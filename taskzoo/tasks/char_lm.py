@@ -94,26 +94,14 @@ class CharLanguageModelTask(Task):
                 example[text_keys[0]].decode("utf-8") for example in dataset.as_numpy_iterator()
             )
 
-        return tuple(
-            load(split)
-            for split in (data_config.train_split, data_config.validation_split, data_config.test_split)
-        )
+        texts = [load(split) if split else None
+                 for split in (data_config.train_split, data_config.validation_split, data_config.test_split)]
+        return characters.complete_text_splits(*texts, data_config.validation_fraction, data_config.test_fraction)
 
     def files_splits(self, data_config):
-        train = characters.read_corpus(data_config.train)
-        validation = characters.read_corpus(data_config.validation) if data_config.validation else None
-        test = characters.read_corpus(data_config.test) if data_config.test else None
-        if validation is None and test is None:
-            return characters.split_by_character(
-                train, data_config.validation_fraction, data_config.test_fraction
-            )
-        if validation is None or test is None:
-            fraction = data_config.validation_fraction if validation is None else data_config.test_fraction
-            cut = int(len(train) * (1 - fraction))
-            train, held_out = train[:cut], train[cut:]
-            validation = validation if validation is not None else held_out
-            test = test if test is not None else held_out
-        return train, validation, test
+        texts = [characters.read_corpus(path) if path else None
+                 for path in (data_config.train, data_config.validation, data_config.test)]
+        return characters.complete_text_splits(*texts, data_config.validation_fraction, data_config.test_fraction)
 
     # Model: embedding -> stateful recurrent stack -> next-character logits.
 

@@ -61,12 +61,11 @@ class TranslationTask(Task):
     monitor_mode = "max"
     data_needs = {"files": {"train": "PATH (a TSV file or a file prefix)"}}
     tfds_example = "ted_hrlr_translate/pt_to_en"
+    needs_recurrence = "the encoder and the decoder are recurrent"
 
     @classmethod
     def check_config(cls, cfg):
         super().check_config(cfg)
-        if cfg.model.num_layers == 0:
-            raise ConfigError("Translation needs model.num_layers of 1 or more (the encoder and the decoder).")
         languages = (cfg.task.data.source_lang, cfg.task.data.target_lang)
         if str(cfg.task.data.source) == "files" and (languages[0] is None) != (languages[1] is None):
             raise ConfigError(
