@@ -19,13 +19,7 @@ from taskzoo.observe.time_gradients import (
     summary_points,
     time_gradient_norms,
 )
-from conftest import TINY, compose_config, event_tags, event_values
-from test_captioning import TINY_CAPTIONING
-from test_tagging import TINY_TAGGING
-from test_translation import TINY_TRANSLATION
-from test_video import TINY_VIDEO
-
-from taskzoo import train
+from conftest import event_tags, event_values
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -218,36 +212,3 @@ def test_an_exploding_gradient_raises_the_alarm_in_real_training(tmp_path, caplo
     assert len(alarms) == 1 and alarms[0].startswith("Exploding gradient at step 10 (epoch 1, batch 10)")
     entries = event_values(tmp_path / "train", "alarms")
     assert [step for step, _ in entries] == [10] and entries[0][1] == alarms[0]
-
-
-EVERY_TASK = {
-    "sentiment": (["task=sentiment", *TINY, "model.bidirectional=true"],
-                  ["recurrent_stack/bidirectional_gru_0/forward", "recurrent_stack/bidirectional_gru_0/backward"]),
-    "char_lm": (["task=char_lm", "trainer=smoke", "model=lstm", "model.units=8", "model.embedding_dim=8",
-                 "trainer.batch_size=2", "task.seq_length=8", "task.sample_length=5",
-                 "task.data.max_characters=20000"],
-                ["recurrent_stack/lstm_0"]),
-    "video": (TINY_VIDEO, ["recurrent_stack/gru_0"]),
-    "translation": (TINY_TRANSLATION, ["encoder/gru_0", "decoder/gru_cell_0"]),
-    "captioning": (TINY_CAPTIONING, ["decoder/gru_cell_0"]),
-    # The character encoder's stack is recorded through the characters of each word.
-    "tagging": (TINY_TAGGING, [f"{stack}/bidirectional_gru_0/{direction}" for stack in ("character_stack", "recurrent_stack")
-                               for direction in ("forward", "backward")]),
-}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("task_name", list(EVERY_TASK))
-def test_every_task_records_its_recurrent_layers_through_time(task_name, tmp_path):
-    overrides, expected_layers = EVERY_TASK[task_name]
-    cfg = compose_config(*overrides, "observe.time_gradients=true", "observe.every_n_steps=2")
-    results = train.run(cfg, run_dir=tmp_path)
-    history = load_time_gradients(tmp_path / "time_gradients.npz")
-    recorded = list(range(0, results["train_steps"] + 1, 2))
-    assert history["steps"].tolist() == recorded and len(recorded) >= 3
-    assert list(history["layers"]) == expected_layers
-    for norms, real in history["layers"].values():
-        assert np.isfinite(norms).all() and (norms[:, real] > 0).any()
-    tags = event_tags(tmp_path / "train")
-    assert tags[f"time_gradients/{expected_layers[0]}"] == len(recorded)
-    assert tags[f"time_gradients/{expected_layers[-1]}/first_over_last"] == len(recorded)
