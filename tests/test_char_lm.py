@@ -244,7 +244,7 @@ def test_a_directory_or_glob_is_read_in_sorted_order(tmp_path):
 
 
 @pytest.mark.slow
-def test_predict_from_the_command_line(tmp_path):
+def test_predict_from_the_command_line(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT)
     run_dir = tmp_path / "run"
@@ -256,17 +256,16 @@ def test_predict_from_the_command_line(tmp_path):
     assert trained.returncode == 0, trained.stderr
     assert (run_dir / "samples").is_dir()
 
-    scored = run_cli([f"run_dir={run_dir}", 'score=To be, or not to be = "ça"'], cwd=tmp_path, module="taskzoo.predict")
-    assert scored.returncode == 0, scored.stderr
-    assert "bits per character:" in scored.stdout
-
     sampled = run_cli([f"run_dir={run_dir}", "prompt=the, 'fox'", "length=30", "temperature=0.8", "seed=1"],
                       cwd=tmp_path, module="taskzoo.predict")
     assert sampled.returncode == 0, sampled.stderr
     assert sampled.stdout.startswith("the, 'fox'") and len(sampled.stdout.rstrip("\n")) == len("the, 'fox'") + 30
 
-    # Bad options, in this process: tests/test_cli.py checks that the command turns such an error
-    # into one line and exit status 2.
+    # Scoring, and bad options, in this process: tests/test_cli.py checks that the command turns
+    # such an error into one line and exit status 2.
+    capsys.readouterr()
+    predict.predict([f"run_dir={run_dir}", 'score=To be, or not to be = "ça"'])
+    assert "bits per character:" in capsys.readouterr().out
     (tmp_path / "samples_only").mkdir()
     for arguments, message in [
         ([f"run_dir={run_dir}", "temperature=hot"], "temperature='hot' is not a valid float."),
@@ -277,5 +276,5 @@ def test_predict_from_the_command_line(tmp_path):
         with pytest.raises(ConfigError, match=re.escape(message)):
             predict.predict(arguments)
     # A folder with the run below it: the run answers, and a line says which.
-    found = run_cli([f"run_dir={tmp_path}", "score=ab"], cwd=tmp_path, module="taskzoo.predict")
-    assert found.returncode == 0 and f"Using the newest finished run below {tmp_path}: {run_dir}" in found.stderr
+    predict.predict([f"run_dir={tmp_path}", "score=ab"])
+    assert f"Using the newest finished run below {tmp_path}: {run_dir}" in capsys.readouterr().err

@@ -176,16 +176,19 @@ def test_a_truncated_model_file_gives_one_line(tmp_path):
 @pytest.mark.slow
 def test_one_command_per_run_directory_and_a_killed_holder_never_blocks_the_resume(tmp_path):
     run_dir = tmp_path / "run"
-    # Two epochs of 2,000 steps: long enough for a second command to find the first at work.
-    arguments = ["task=sentiment", *TINY, "task.data.num_train=16000", "trainer.steps_per_epoch=null",
+    # Two epochs of 100 steps, and the first command is paused once it trains: it holds the run
+    # directory for as long as the second command needs to find it at work.
+    arguments = ["task=sentiment", *TINY, "task.data.num_train=800", "trainer.steps_per_epoch=null",
                  f"hydra.run.dir={run_dir}"]
     first = subprocess.Popen([sys.executable, "-m", "taskzoo", *arguments], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "train").is_dir() and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert (run_dir / "train").is_dir(), "the first run did not start training"
+        os.kill(first.pid, signal.SIGSTOP)
+        assert first.poll() is None, "the first run ended before it was paused"
         before = (run_dir / ".hydra" / "config.yaml").read_bytes()
         second = run_cli(["task=sentiment", *TINY, "model=lstm", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
         assert second.returncode == 2

@@ -258,6 +258,46 @@ def test_unlikely_early_endings_do_not_stop_the_beam_before_the_likely_translati
         assert decode_with_table(table, 10, beam_size=2, length_penalty=length_penalty)["tokens"] == [a, b, c]
 
 
+def test_the_searches_skip_the_rows_that_ended_and_answer_the_same():
+    # A chain start, 4, 5, 6, 7, end that may end early at every token: greedy outputs are cut
+    # by their maximum lengths only, sampled outputs end where their draws say.
+    start, end = parallel.START_ID, parallel.END_ID
+    table = np.full((8, 8), 0.01)
+    for token, following in ((start, 4), (4, 5), (5, 6), (6, 7), (7, end)):
+        table[token, following] = 0.6
+    table[4:8, end] += 0.25
+    table /= table.sum(axis=1, keepdims=True)
+    step = table_step(table)
+    rows_stepped = tf.Variable(0)
+
+    def counting_step(tokens, states, memory_inputs):
+        rows_stepped.assign_add(tf.shape(tokens)[0])
+        return step(tokens, states, memory_inputs)
+
+    max_lengths = np.array([1, 9, 3, 9, 2, 9])
+    arguments = (counting_step, tf.zeros((6, 1)), tf.zeros((6, 1)), max_lengths, start, end)
+    uniforms = tf.constant(np.random.default_rng(0).random((6, 9)))
+    for search, options in [(decoding.sample_search, {}),
+                            (decoding.sample_search, {"temperature": 1.0, "uniforms": uniforms}),
+                            (decoding.beam_search, {"beam_size": 3, "length_penalty": 0.6})]:
+        decoded, rows = {}, {}
+        for skip_ended in (False, True):
+            rows_stepped.assign(0)
+            decoded[skip_ended] = search(*arguments, **options, skip_ended=skip_ended)
+            rows[skip_ended] = int(rows_stepped.numpy())
+        results, expected = decoding.decoded_results(decoded[True]), decoding.decoded_results(decoded[False])
+        assert [result["tokens"] for result in results] == [result["tokens"] for result in expected]
+        assert [result["score"] for result in results] == pytest.approx([result["score"] for result in expected])
+        if search is decoding.sample_search:
+            # Without skipping, every row runs until the last output ends; with it, each row
+            # runs its own steps only.
+            step_counts = decoded[True].step_counts.numpy()
+            assert len(set(step_counts)) > 2
+            assert rows[False] == 6 * step_counts.max() and rows[True] == step_counts.sum()
+        else:
+            assert rows[True] < rows[False]
+
+
 def test_the_maximum_output_length_is_respected_by_both_decoders():
     task, translator = random_translator()
     translator.max_output_length = 3

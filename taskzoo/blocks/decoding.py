@@ -77,19 +77,45 @@ def sampled_tokens(logits, temperature, top_k, uniforms):
     return tf.cast(chosen, tf.int32)
 
 
+def _step_live_rows(step, tokens, states, memory_inputs, live):
+    """`step` on the rows where `live` (rows,) is true only: their tokens, states and memory are
+    gathered and their new states scattered back. The other rows keep their states and get logits
+    (and attention weights) of zeros, which the searches never read."""
+    rows = tf.cast(tf.where(live)[:, 0], tf.int32)
+    take = lambda tensor: tf.gather(tensor, rows)  # noqa: E731
+    logits, new_states, weights = step(take(tokens), tf.nest.map_structure(take, states),
+                                       tf.nest.map_structure(take, memory_inputs))
+    states = tf.nest.map_structure(
+        lambda full, part: tf.tensor_scatter_nd_update(full, rows[:, None], part), states, new_states)
+
+    def spread(part):
+        full = tf.scatter_nd(rows[:, None], part, tf.stack([tf.shape(live)[0], tf.shape(part)[-1]]))
+        return tf.ensure_shape(full, [live.shape[0], part.shape[-1]])
+
+    return spread(logits), states, None if weights is None else spread(weights)
+
+
 def sample_search(step, states, memory_inputs, max_lengths, start_id, end_id, banned_ids=(),
-                  temperature=0.0, top_k=0, uniforms=None):
+                  temperature=0.0, top_k=0, uniforms=None, skip_ended=False):
     """Generates until the end token or `max_lengths` (batch,): the most likely token at every
     step (temperature 0, greedy search), or a token sampled with `temperature` and `top_k`
     using `uniforms` (batch, max steps) of draws from [0, 1). The `banned_ids` (padding, the start
-    token) are never chosen. Returns a `Decoded` tuple."""
+    token) are never chosen. Returns a `Decoded` tuple.
+
+    With `skip_ended`, each step runs the decoder on the examples still generating only (their
+    states and memory gathered, the new states scattered back), so a batch's short outputs stop
+    costing decoder steps once they end. `step` must then accept any number of rows, which a
+    decoder that keeps its states in variables (a stateful layer) does not."""
     max_lengths = tf.cast(max_lengths, tf.int32)
     batch = tf.shape(max_lengths)[0]
     max_steps = tf.reduce_max(max_lengths)
     has_attention = []
 
     def body(position, tokens, states, scores, steps, done, chosen, attention):
-        logits, states, weights = step(tokens, states, memory_inputs)
+        if skip_ended:
+            logits, states, weights = _step_live_rows(step, tokens, states, memory_inputs, ~done)
+        else:
+            logits, states, weights = step(tokens, states, memory_inputs)
         allowed = _ban(logits, banned_ids)
         if temperature == 0:
             tokens = tf.argmax(allowed, axis=-1, output_type=tf.int32)
@@ -124,7 +150,7 @@ def sample_search(step, states, memory_inputs, max_lengths, start_id, end_id, ba
 
 
 def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam_size, length_penalty=0.0,
-                banned_ids=()):
+                banned_ids=(), skip_ended=False):
     """Keeps the `beam_size` best partial hypotheses of every example at each step.
 
     A hypothesis ends when it chooses the end token among the step's `beam_size` best candidates,
@@ -139,6 +165,9 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
     parent); an ended hypothesis is remembered by its last step and parent, and the best one's
     tokens and attention are read back along the parents at the end. Returns a `Decoded` tuple
     for each example's best hypothesis.
+
+    With `skip_ended`, each step runs the decoder on the live hypotheses of the examples not done
+    only, as in `sample_search`.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be 1 or more; received {beam_size}.")
@@ -153,7 +182,13 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
     has_attention = []
 
     def body(position, tokens, states, scores, done, ended, history):
-        logits, states, weights = step(tokens, states, memory_inputs)
+        if skip_ended:
+            # The live hypotheses of examples not done: not the copies of the first step, nor
+            # hypotheses that fell out of a beam with fewer than `width` candidates.
+            live = tf.reshape(tf.math.is_finite(scores) & ~done[:, None], [-1])
+            logits, states, weights = _step_live_rows(step, tokens, states, memory_inputs, live)
+        else:
+            logits, states, weights = step(tokens, states, memory_inputs)
         if weights is not None:
             has_attention.append(True)
             history["attention"] = history["attention"].write(position, tf.cast(weights, tf.float32))
@@ -361,8 +396,8 @@ class SequenceGenerator:
             states, memory_inputs = encode(inputs)
             arguments = (step, states, memory_inputs, max_lengths, self.start_id, self.end_id)
             if beam_size == 1:
-                return sample_search(*arguments, banned_ids=self.banned_ids)
-            return beam_search(*arguments, beam_size, length_penalty, banned_ids=self.banned_ids)
+                return sample_search(*arguments, banned_ids=self.banned_ids, skip_ended=True)
+            return beam_search(*arguments, beam_size, length_penalty, banned_ids=self.banned_ids, skip_ended=True)
 
         self.encode = tf.function(encode, reduce_retracing=True)
         self.step = tf.function(step, reduce_retracing=True)
