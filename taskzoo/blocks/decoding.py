@@ -77,10 +77,16 @@ def sampled_tokens(logits, temperature, top_k, uniforms):
     return tf.cast(chosen, tf.int32)
 
 
-def _step_live_rows(step, tokens, states, memory_inputs, live):
-    """`step` on the rows where `live` (rows,) is true only: their tokens, states and memory are
-    gathered and their new states scattered back. The other rows keep their states and get logits
-    (and attention weights) of zeros, which the searches never read."""
+def _step_and_score(step, score, tokens, states, memory_inputs, live=None):
+    """Runs `step`, then `score(logits, rows)` on its logits, on the rows where `live` (rows,) is
+    true only (every row when `live` is None): their tokens, states and memory are gathered and
+    their new states scattered back, so rows whose output ended cost no decoder step. `rows` are
+    the indices of the rows scored. Returns the scores (a nested structure of per-row tensors)
+    and the attention weights spread over every row, zeros in the rows left out, which the
+    searches never read, and the states, unchanged in the rows left out."""
+    if live is None:
+        logits, states, weights = step(tokens, states, memory_inputs)
+        return score(logits, tf.range(tf.shape(tokens)[0])), states, weights
     rows = tf.cast(tf.where(live)[:, 0], tf.int32)
     take = lambda tensor: tf.gather(tensor, rows)  # noqa: E731
     logits, new_states, weights = step(take(tokens), tf.nest.map_structure(take, states),
@@ -89,10 +95,11 @@ def _step_live_rows(step, tokens, states, memory_inputs, live):
         lambda full, part: tf.tensor_scatter_nd_update(full, rows[:, None], part), states, new_states)
 
     def spread(part):
-        full = tf.scatter_nd(rows[:, None], part, tf.stack([tf.shape(live)[0], tf.shape(part)[-1]]))
-        return tf.ensure_shape(full, [live.shape[0], part.shape[-1]])
+        full = tf.scatter_nd(rows[:, None], part, tf.concat([tf.shape(live), tf.shape(part)[1:]], axis=0))
+        return tf.ensure_shape(full, [live.shape[0], *part.shape[1:]])
 
-    return spread(logits), states, None if weights is None else spread(weights)
+    scores = tf.nest.map_structure(spread, score(logits, rows))
+    return scores, states, None if weights is None else spread(weights)
 
 
 def sample_search(step, states, memory_inputs, max_lengths, start_id, end_id, banned_ids=(),
@@ -112,17 +119,18 @@ def sample_search(step, states, memory_inputs, max_lengths, start_id, end_id, ba
     has_attention = []
 
     def body(position, tokens, states, scores, steps, done, chosen, attention):
-        if skip_ended:
-            logits, states, weights = _step_live_rows(step, tokens, states, memory_inputs, ~done)
-        else:
-            logits, states, weights = step(tokens, states, memory_inputs)
-        allowed = _ban(logits, banned_ids)
-        if temperature == 0:
-            tokens = tf.argmax(allowed, axis=-1, output_type=tf.int32)
-        else:
-            tokens = sampled_tokens(allowed, temperature, top_k, uniforms[:, position])
-        log_probs = tf.cast(tf.gather(logits, tokens, batch_dims=1), tf.float64) - log_normalizer(logits)
+        def choose(logits, rows):
+            """The chosen token of each row and its log-probability."""
+            allowed = _ban(logits, banned_ids)
+            if temperature == 0:
+                tokens = tf.argmax(allowed, axis=-1, output_type=tf.int32)
+            else:
+                tokens = sampled_tokens(allowed, temperature, top_k, tf.gather(uniforms[:, position], rows))
+            return tokens, tf.cast(tf.gather(logits, tokens, batch_dims=1), tf.float64) - log_normalizer(logits)
+
         live = ~done
+        (tokens, log_probs), states, weights = _step_and_score(
+            step, choose, tokens, states, memory_inputs, live if skip_ended else None)
         scores += tf.where(live, log_probs, tf.constant(0.0, tf.float64))
         steps += tf.cast(live, tf.int32)
         chosen = chosen.write(position, tokens)
@@ -182,17 +190,15 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
     has_attention = []
 
     def body(position, tokens, states, scores, done, ended, history):
-        if skip_ended:
-            # The live hypotheses of examples not done: not the copies of the first step, nor
-            # hypotheses that fell out of a beam with fewer than `width` candidates.
-            live = tf.reshape(tf.math.is_finite(scores) & ~done[:, None], [-1])
-            logits, states, weights = _step_live_rows(step, tokens, states, memory_inputs, live)
-        else:
-            logits, states, weights = step(tokens, states, memory_inputs)
+        # The live hypotheses of examples not done: not the copies of the first step, nor
+        # hypotheses that fell out of a beam with fewer than `width` candidates.
+        live = tf.reshape(tf.math.is_finite(scores) & ~done[:, None], [-1]) if skip_ended else None
+        (row_log_probs, row_tokens), states, weights = _step_and_score(
+            step, lambda logits, rows: _best_tokens(logits, banned_ids, 2 * width), tokens, states, memory_inputs, live)
         if weights is not None:
             has_attention.append(True)
             history["attention"] = history["attention"].write(position, tf.cast(weights, tf.float32))
-        candidates = _best_extensions(scores, logits, banned_ids, own_rows, width)
+        candidates = _best_extensions(scores, row_log_probs, row_tokens, own_rows, width)
         candidates["valid"] &= ~done[:, None]
         candidates["ends"] = (candidates["token"] == end_id) | (position + 1 >= max_lengths[:, None])
         ended = _keep_best_ended(ended, candidates, position, width, end_id, alpha)
@@ -232,21 +238,27 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
                             attention, own_rows, end_id)
 
 
-def _best_extensions(scores, logits, banned_ids, own_rows, width):
-    """The best 2 × width extensions of each example's live hypotheses (scores (batch, width),
-    logits (batch × width, vocabulary)): they always hold `width` that do not end here. Ties keep
-    the lower hypothesis, then the lower token, as a stable sort of every extension would.
+def _best_tokens(logits, banned_ids, count):
+    """The `count` likeliest tokens of each row of logits (rows, vocabulary), the lower token first
+    among equals, and their float64 log-probabilities, both (rows, count)."""
+    count = min(count, logits.shape[-1] or count)
+    row_logits, row_tokens = tf.math.top_k(_ban(logits, banned_ids), k=count)
+    return tf.cast(row_logits, tf.float64) - log_normalizer(logits)[:, None], row_tokens
+
+
+def _best_extensions(scores, row_log_probs, row_tokens, own_rows, width):
+    """The best 2 × width extensions of each example's live hypotheses (scores (batch, width);
+    row_log_probs and row_tokens (batch × width, per_row), each hypothesis' best tokens from
+    `_best_tokens`): they always hold `width` that do not end here. Ties keep the lower
+    hypothesis, then the lower token, as a stable sort of every extension would.
 
     Within a hypothesis the extensions rank as its logits do, so an example's best 2 × width are
     among the best 2 × width tokens of each of its hypotheses: only those get a log-probability.
     """
     batch = tf.shape(scores)[0]
-    per_row = min(2 * width, logits.shape[-1] or 2 * width)
-    # (batch × width, per_row): each hypothesis' likeliest tokens, the lower token first among equals.
-    row_logits, row_tokens = tf.math.top_k(_ban(logits, banned_ids), k=per_row)
-    log_probs = tf.cast(row_logits, tf.float64) - log_normalizer(logits)[:, None]
+    per_row = row_tokens.shape[-1]
     # (batch, width * per_row): the candidates of each example, hypothesis by hypothesis.
-    totals = tf.reshape(tf.reshape(scores, [-1, 1]) + log_probs, [batch, width * per_row])
+    totals = tf.reshape(tf.reshape(scores, [-1, 1]) + row_log_probs, [batch, width * per_row])
     values, indices = tf.math.top_k(totals, k=2 * width)
     return {
         "total": values,

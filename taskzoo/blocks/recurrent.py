@@ -28,6 +28,25 @@ def fused_kernel_warning(cell, recurrent_dropout):
     return None
 
 
+def _check_stack_arguments(cell, num_layers, bidirectional, return_sequences, return_state, stateful,
+                           kernel_initializer, recurrent_initializer):
+    """Raises a ValueError that names the argument when a `RecurrentStack` cannot be built."""
+    if cell not in CELL_LAYERS:
+        raise ValueError(f"Unknown cell {cell!r}; expected {choices.expected(choices.CELLS)}.")
+    if num_layers < 0:
+        raise ValueError(f"num_layers must be 0 or more; received num_layers={num_layers}.")
+    if stateful and bidirectional:
+        raise ValueError("A stateful stack cannot be bidirectional: the backward direction has no carried state.")
+    if num_layers == 0 and (return_state or not return_sequences or bidirectional):
+        raise ValueError(
+            "A stack with num_layers=0 has no recurrent layer: it only supports "
+            "return_sequences=True, return_state=False and bidirectional=False."
+        )
+    for name, value in (("kernel_initializer", kernel_initializer), ("recurrent_initializer", recurrent_initializer)):
+        if value not in choices.INITIALIZERS:
+            raise ValueError(f"Unknown {name} {value!r}; expected {choices.expected(choices.INITIALIZERS)}.")
+
+
 @keras.saving.register_keras_serializable(package="taskzoo")
 class RecurrentStack(keras.layers.Layer):
     """A stack of `num_layers` recurrent layers of one cell type.
@@ -75,21 +94,8 @@ class RecurrentStack(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if cell not in CELL_LAYERS:
-            raise ValueError(f"Unknown cell {cell!r}; expected {choices.expected(choices.CELLS)}.")
-        if num_layers < 0:
-            raise ValueError(f"num_layers must be 0 or more; received num_layers={num_layers}.")
-        if stateful and bidirectional:
-            raise ValueError("A stateful stack cannot be bidirectional: the backward direction has no carried state.")
-        if num_layers == 0 and (return_state or not return_sequences or bidirectional):
-            raise ValueError(
-                "A stack with num_layers=0 has no recurrent layer: it only supports "
-                "return_sequences=True, return_state=False and bidirectional=False."
-            )
-        for name, value in (("kernel_initializer", kernel_initializer),
-                            ("recurrent_initializer", recurrent_initializer)):
-            if value not in choices.INITIALIZERS:
-                raise ValueError(f"Unknown {name} {value!r}; expected {choices.expected(choices.INITIALIZERS)}.")
+        _check_stack_arguments(cell, num_layers, bidirectional, return_sequences, return_state, stateful,
+                               kernel_initializer, recurrent_initializer)
         self.cell = cell
         self.units = units
         self.num_layers = num_layers
