@@ -8,9 +8,10 @@ The earlier decoders (one compiled call of the decoder per output position, the 
 bookkeeping in numpy with a loop over the examples) are kept in `tests/reference_decoding.py`,
 where the tests compare them with the compiled loop. Both decode the same batches of the same
 model in one process, after a warm-up that traces the compiled functions; the figure is
-sentences (or images) per second, the best of three passes taken in turns. Each model is the task's default network trained briefly on the
-task's default data, so that its outputs end at realistic lengths (an untrained decoder never
-picks the end token and always runs to the maximum length).
+sentences (or images) per second, the best of three passes taken in turns. Each model is the
+task's default network trained briefly on the task's default data, so that its outputs end at
+realistic lengths (an untrained decoder never picks the end token and always runs to the
+maximum length).
 
 With `--run-dir`, the script also reads a finished run's `metrics.json` and TensorBoard events
 and reports the share of the run's time spent decoding: the per-epoch validation decoding

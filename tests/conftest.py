@@ -26,6 +26,12 @@ TINY = [
 ]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, in their files' order: on two processes (pytest-xdist), the longest tests
+    then start while the other process still has work, rather than running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def no_gradient_alarm(request, caplog):
     """Every run trained in a test is healthy: it must raise no exploding- or vanishing-gradient

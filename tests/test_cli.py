@@ -12,6 +12,8 @@ import sys
 import pytest
 
 from conftest import event_tags, hparams_trial_ids, run_cli
+from taskzoo import predict
+from taskzoo.errors import ConfigError
 
 SMOKE = ["trainer=smoke", "model.units=8", "model.embedding_dim=8", "task.data.num_train=200",
          "task.data.num_validation=40", "task.data.num_test=40"]
@@ -160,10 +162,11 @@ def test_predict_the_class_of_a_text_from_a_finished_run(tmp_path):
 def test_predict_help_lists_the_options_of_every_task_and_of_one(tmp_path):
     general = run_cli(["--help"], cwd=tmp_path, module="taskzoo.predict")
     assert general.returncode == 0, general.stderr
-    for heading in ("sentiment runs:", "char_lm runs:", "video runs:", "translation runs:", "captioning runs:"):
+    for heading in ("sentiment runs:", "char_lm runs:", "video runs:", "translation runs:", "captioning runs:",
+                    "tagging runs:"):
         assert heading in general.stdout
-    one = run_cli(["translation", "--help"], cwd=tmp_path, module="taskzoo.predict")
-    assert one.returncode == 0 and one.stdout.startswith("translation runs:")
-    assert "beam_size=INT" in one.stdout and "sentiment runs:" not in one.stdout
-    unknown = run_cli(["tagger", "--help"], cwd=tmp_path, module="taskzoo.predict")
-    assert unknown.returncode == 2 and unknown.stderr.startswith("Error: Unknown task 'tagger'")
+    # One task's help, and an unknown task, in this process.
+    one = predict.help_for(["translation", "--help"])
+    assert one.startswith("translation runs:") and "beam_size=INT" in one and "sentiment runs:" not in one
+    with pytest.raises(ConfigError, match="^Unknown task 'tagger'; expected one of "):
+        predict.help_for(["tagger", "--help"])
