@@ -165,6 +165,9 @@ def assert_same_results(results, expected):
             np.testing.assert_allclose(result["attention"], reference["attention"], atol=1e-6)
 
 
+# The tests that share a trained translator run in one process (pytest-xdist's loadgroup), so
+# that each of its models is trained once.
+@pytest.mark.xdist_group("trained_translator")
 @pytest.mark.parametrize("beam_size, length_penalty", [(1, 0.0), (2, 0.0), (5, 0.6), (3, 1.5)])
 def test_the_compiled_decoder_gives_the_reference_decoders_answers(trained_translator, beam_size, length_penalty):
     generator, source_ids = trained_translator
@@ -180,6 +183,7 @@ def test_the_compiled_decoder_gives_the_reference_decoders_answers(trained_trans
         assert [result["tokens"] for result in beam_results] != [result["tokens"] for result in results]
 
 
+@pytest.mark.xdist_group("trained_translator")
 def test_one_sentence_alone_is_decoded_as_in_a_batch(trained_translator):
     generator, source_ids = trained_translator
     max_lengths = np.full(len(source_ids), 10)

@@ -18,7 +18,8 @@ Both searches return a `Decoded` tuple of tensors; `decoded_results` turns it in
 example. Log-probabilities are summed in float64, so long outputs rank the same way in any batch.
 Only the log-probabilities a search keeps are computed: the chosen token's in greedy search and
 sampling, the best 2 × beam_size tokens of each hypothesis in beam search (a row's ranking is its
-logits' ranking, so the rest of the vocabulary cannot be among the best extensions).
+logits' ranking, so the rest of the vocabulary cannot be among the best extensions). With
+`skip_ended` (what `SequenceGenerator` uses), the decoder runs on the rows still generating only.
 """
 
 import collections
