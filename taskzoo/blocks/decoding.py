@@ -173,10 +173,7 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
     Every step records, for every hypothesis, its new token and the hypothesis it extends (its
     parent); an ended hypothesis is remembered by its last step and parent, and the best one's
     tokens and attention are read back along the parents at the end. Returns a `Decoded` tuple
-    for each example's best hypothesis.
-
-    With `skip_ended`, each step runs the decoder on the live hypotheses of the examples not done
-    only, as in `sample_search`.
+    for each example's best hypothesis. `skip_ended` is as in `sample_search`.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be 1 or more; received {beam_size}.")
@@ -185,8 +182,8 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
     batch = tf.shape(max_lengths)[0]
     alpha = tf.cast(length_penalty, tf.float64)
     # Row b * width + k of the expanded batch holds hypothesis k of example b.
-    states = tf.nest.map_structure(lambda tensor: tf.repeat(tensor, width, axis=0), states)
-    memory_inputs = tf.nest.map_structure(lambda tensor: tf.repeat(tensor, width, axis=0), memory_inputs)
+    states, memory_inputs = tf.nest.map_structure(lambda tensor: tf.repeat(tensor, width, axis=0),
+                                                  (states, memory_inputs))
     own_rows = tf.reshape(tf.range(batch * width), [batch, width])
     has_attention = []
 
@@ -206,21 +203,26 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
         scores, new_tokens, parents, kept = _next_beam(candidates, own_rows, width, end_id)
         # The loop's variables keep the static shapes they entered with.
         tokens, parents = tf.ensure_shape(new_tokens, tokens.shape), tf.ensure_shape(parents, tokens.shape)
-        # An example is done when no live hypothesis is more likely than every ended one: a
-        # live log-probability only falls as it grows.
-        full = tf.reduce_all(tf.math.is_finite(ended["normalized"]), axis=1)
-        beaten = tf.reduce_max(scores, axis=1) <= tf.reduce_min(ended["total"], axis=1)
-        done = done | ~kept | (full & beaten)
+        done = done | ~kept | _cannot_improve(ended, scores)
         history["tokens"] = history["tokens"].write(position, tokens)
         history["parents"] = history["parents"].write(position, parents)
         states = tf.nest.map_structure(lambda tensor: tf.gather(tensor, parents), states)
         return position + 1, tokens, states, scores, done, ended, history
 
+    start = (tf.constant(0), tf.fill([batch * width], tf.cast(start_id, tf.int32)), states,
+             *_beam_start(batch, width))
+    position, _, _, scores, _, ended, history = tf.while_loop(
+        lambda position, tokens, states, scores, done, *rest: (position < tf.reduce_max(max_lengths))
+        & ~tf.reduce_all(done), body, start)
+    attention = history["attention"].stack() if has_attention else None  # (steps, rows, positions)
+    return _best_hypotheses(ended, scores, position, history["tokens"].stack(), history["parents"].stack(),
+                            attention, own_rows, end_id)
+
+
+def _beam_start(batch, width):
+    """The loop's first scores (batch, width), done flags (batch,), ended hypotheses and history."""
     minus_infinity = tf.fill([batch, width], tf.constant(-np.inf, tf.float64))
-    start = (
-        tf.constant(0),
-        tf.fill([batch * width], tf.cast(start_id, tf.int32)),
-        states,
+    return (
         # Only the first hypothesis of each example is live at the start: the others are copies.
         tf.concat([tf.zeros([batch, 1], tf.float64), minus_infinity[:, 1:]], axis=1),
         tf.zeros([batch], tf.bool),
@@ -229,14 +231,13 @@ def beam_search(step, states, memory_inputs, max_lengths, start_id, end_id, beam
         {key: tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=key != "attention")
          for key, dtype in (("tokens", tf.int32), ("parents", tf.int32), ("attention", tf.float32))},
     )
-    position, _, _, scores, _, ended, history = tf.while_loop(
-        lambda position, tokens, states, scores, done, *rest: (position < tf.reduce_max(max_lengths))
-        & ~tf.reduce_all(done),
-        body, start,
-    )
-    attention = history["attention"].stack() if has_attention else None  # (steps, rows, positions)
-    return _best_hypotheses(ended, scores, position, history["tokens"].stack(), history["parents"].stack(),
-                            attention, own_rows, end_id)
+
+
+def _cannot_improve(ended, scores):
+    """(batch,) whether an example has `width` ended hypotheses and no live hypothesis more likely
+    than every one of them: a live log-probability only falls as it grows."""
+    full = tf.reduce_all(tf.math.is_finite(ended["normalized"]), axis=1)
+    return full & (tf.reduce_max(scores, axis=1) <= tf.reduce_min(ended["total"], axis=1))
 
 
 def _best_tokens(logits, banned_ids, count):
