@@ -292,31 +292,7 @@ class RecurrentDecoder(keras.layers.Layer):
         embedded = ops.transpose(embedded, (1, 0, 2))
         sampling = bool(training) and self.scheduled_sampling
         initial_state = [list(layer_states) for layer_states in initial_state]
-
-        batch = ops.shape(embedded)[1]
-        feature_size = self.units + self.memory_features
-        positions = 1 if self.attention is None else ops.shape(memory)[1]
-        # tf.scan stacks its whole carry over time; the features and the attention weights of
-        # each step are part of it.
-        carry = (initial_state, ops.zeros((batch, feature_size)), ops.zeros((batch, positions)))
-        if sampling:
-            # Whether each step feeds the model's own sample (never at the first step).
-            steps = ops.shape(embedded)[0]
-            # (time, batch, 2): whether to feed the own sample, and the draw that samples it.
-            draws = keras.random.uniform((steps, batch, 2), seed=self.seed_generator)
-            use_own = draws[..., 0] < self.sampling_probability
-            use_own = ops.concatenate([ops.zeros((1, batch), "bool"), use_own[1:]], axis=0)
-            sequence = (embedded, (use_own, draws[..., 1]))
-            carry = (*carry, ops.zeros_like(embedded[0]))
-        elif self.time_gradient_probe is not None:
-            # Zero perturbations of every layer's hidden state, for the time-gradient probe.
-            steps = ops.shape(embedded)[0]
-            sequence = (embedded, [
-                self.time_gradient_probe.perturbation(f"{self.name}/{cell.name}", steps, batch, self.units)
-                for cell in self.cells
-            ])
-        else:
-            sequence = embedded
+        sequence, carry = self._scan_inputs(embedded, memory, initial_state, sampling)
 
         def body(carry, step_inputs):
             states, _, previous_weights = carry[:3]
@@ -347,6 +323,36 @@ class RecurrentDecoder(keras.layers.Layer):
         logits = self.output_projection(features)
         weights = None if self.attention is None else ops.transpose(outputs[2], (1, 0, 2))
         return logits, weights
+
+    def _scan_inputs(self, embedded, memory, initial_state, sampling):
+        """The sequence the teacher-forced scan reads and its first carry: the embedded reference
+        tokens (time, batch, embedding_dim), with scheduled sampling's draws or the time-gradient
+        probe's perturbations beside them when either is active."""
+        batch = ops.shape(embedded)[1]
+        feature_size = self.units + self.memory_features
+        positions = 1 if self.attention is None else ops.shape(memory)[1]
+        # tf.scan stacks its whole carry over time; the features and the attention weights of
+        # each step are part of it.
+        carry = (initial_state, ops.zeros((batch, feature_size)), ops.zeros((batch, positions)))
+        if sampling:
+            # Whether each step feeds the model's own sample (never at the first step).
+            steps = ops.shape(embedded)[0]
+            # (time, batch, 2): whether to feed the own sample, and the draw that samples it.
+            draws = keras.random.uniform((steps, batch, 2), seed=self.seed_generator)
+            use_own = draws[..., 0] < self.sampling_probability
+            use_own = ops.concatenate([ops.zeros((1, batch), "bool"), use_own[1:]], axis=0)
+            sequence = (embedded, (use_own, draws[..., 1]))
+            carry = (*carry, ops.zeros_like(embedded[0]))
+        elif self.time_gradient_probe is not None:
+            # Zero perturbations of every layer's hidden state, for the time-gradient probe.
+            steps = ops.shape(embedded)[0]
+            sequence = (embedded, [
+                self.time_gradient_probe.perturbation(f"{self.name}/{cell.name}", steps, batch, self.units)
+                for cell in self.cells
+            ])
+        else:
+            sequence = embedded
+        return sequence, carry
 
     def compute_output_spec(self, target_input, memory, memory_mask=None, initial_state=None, training=None):
         return keras.KerasTensor(tuple(target_input.shape) + (self.vocabulary_size,), dtype=self.compute_dtype)
