@@ -9,6 +9,7 @@ the file and line:
 """
 
 import collections
+import itertools
 import pathlib
 import re
 
@@ -198,6 +199,15 @@ def encode_pairs(pairs, tokenizer, source_vocabulary, target_vocabulary):
     return encoded
 
 
+def ragged_ids(sequences):
+    """A (rows, None) int32 ragged tensor of lists of token ids. It is built from one flat numpy
+    array, which takes a small fraction of `tf.ragged.constant`'s time on tens of thousands of
+    lists."""
+    lengths = np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64, count=len(sequences))
+    flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int32, count=int(lengths.sum()))
+    return tf.RaggedTensor.from_row_lengths(flat, lengths)
+
+
 def batches(encoded, batch_size, training, seed, boundaries=None):
     """Batches of ({"source", "target_input"}, target_output, weights).
 
@@ -209,8 +219,8 @@ def batches(encoded, batch_size, training, seed, boundaries=None):
     """
     source_lengths = np.array([len(source) for source, _ in encoded], dtype="int64")
     target_lengths = np.array([len(target) for _, target in encoded], dtype="int64")
-    sources = tf.ragged.constant([source for source, _ in encoded], dtype=tf.int32, row_splits_dtype=tf.int64)
-    targets = tf.ragged.constant([target for _, target in encoded], dtype=tf.int32, row_splits_dtype=tf.int64)
+    sources = ragged_ids([source for source, _ in encoded])
+    targets = ragged_ids([target for _, target in encoded])
     lengths = np.maximum(source_lengths, target_lengths)
     if boundaries is None:
         boundaries = length_boundaries(lengths)

@@ -328,7 +328,7 @@ def caption_batches(inputs, examples, batch_size, training, seed):
     ids) examples; each image is stored once and gathered per batch."""
     inputs = tf.constant(inputs)
     indices = np.array([index for index, _ in examples], dtype="int64")
-    captions = tf.ragged.constant([ids for _, ids in examples], dtype=tf.int32)
+    captions = parallel.ragged_ids([ids for _, ids in examples])
 
     def example(position):
         caption_output = captions[position]
