@@ -80,6 +80,21 @@ def test_attention_weights_sum_to_one_over_real_positions_and_are_zero_on_paddin
     np.testing.assert_allclose(context, np.einsum("bp,bpf->bf", weights, memory), rtol=1e-5, atol=1e-5)
 
 
+def test_evaluation_batches_hold_every_pair_once_with_teacher_forcing_inputs_and_padding_weighted_zero():
+    # Pairs of several lengths, one with an empty source; the last target id is the end token.
+    encoded = [([4 + index % 7] * (1 + index % 5 if index % 9 else 0), [5 + index % 3] * (1 + index % 4) + [parallel.END_ID])
+               for index in range(40)]
+    seen = []
+    for inputs, target_output, weights in parallel.batches(encoded, 8, training=False, seed=0):
+        for source, target_input, output, weight in zip(inputs["source"].numpy(), inputs["target_input"].numpy(),
+                                                        target_output.numpy(), weights.numpy()):
+            real = int(weight.sum())
+            assert (weight[:real] == 1).all() and (output[real:] == parallel.PADDING_ID).all()
+            assert target_input[0] == parallel.START_ID and (target_input[1:real] == output[: real - 1]).all()
+            seen.append((tuple(int(token) for token in source if token != parallel.PADDING_ID), tuple(output[:real].tolist())))
+    assert sorted(seen) == sorted((tuple(source), tuple(target)) for source, target in encoded)
+
+
 def test_source_padding_changes_neither_the_translation_logits_nor_the_attention():
     task = tiny_task("model.bidirectional=true")
     network = task.build_model()
