@@ -30,13 +30,41 @@ def masked_softmax(scores, mask):
     return ops.softmax(scores, axis=-1)
 
 
+class MemoryAttention(keras.layers.Layer):
+    """What the attention layers share: a subclass scores every memory position for a query
+    (`scores`); a softmax over the real positions turns the scores into weights, and the context
+    is the weighted sum of the memory."""
+
+    def __init__(self, units=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def project_memory(self, memory):
+        """What every step reuses: the memory's projection, or None when the scores need none."""
+        return None
+
+    def scores(self, query, memory, projected_memory):
+        """(batch, positions) scores of the memory positions for the (batch, query features) query."""
+        raise NotImplementedError
+
+    def call(self, query, memory, projected_memory=None, memory_mask=None):
+        """Returns (context (batch, memory_features), weights (batch, positions)); `memory_mask`
+        (batch, positions) is true at the real positions."""
+        if projected_memory is None:
+            projected_memory = self.project_memory(memory)
+        weights = masked_softmax(self.scores(query, memory, projected_memory), memory_mask)
+        return ops.einsum("bp,bpf->bf", weights, memory), weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
 @keras.saving.register_keras_serializable(package="taskzoo")
-class AdditiveAttention(keras.layers.Layer):
+class AdditiveAttention(MemoryAttention):
     """Bahdanau attention. `units` is the size of the hidden layer of the scoring network."""
 
     def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
+        super().__init__(units, **kwargs)
         self.memory_projection = keras.layers.Dense(units, use_bias=False, name="memory_projection")
         self.query_projection = keras.layers.Dense(units, name="query_projection")
         self.score = keras.layers.Dense(1, use_bias=False, name="score")
@@ -50,30 +78,19 @@ class AdditiveAttention(keras.layers.Layer):
         # (batch, positions, memory_features) -> (batch, positions, units)
         return self.memory_projection(memory)
 
-    def call(self, query, memory, projected_memory=None, memory_mask=None):
-        """Returns (context (batch, memory_features), weights (batch, positions)); `memory_mask`
-        (batch, positions) is true at the real positions."""
-        if projected_memory is None:
-            projected_memory = self.project_memory(memory)
+    def scores(self, query, memory, projected_memory):
         # (batch, 1, units) broadcast over the positions.
         hidden = ops.tanh(projected_memory + ops.expand_dims(self.query_projection(query), 1))
-        scores = ops.squeeze(self.score(hidden), -1)  # (batch, positions)
-        weights = masked_softmax(scores, memory_mask)
-        context = ops.einsum("bp,bpf->bf", weights, memory)
-        return context, weights
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        return ops.squeeze(self.score(hidden), -1)
 
 
 @keras.saving.register_keras_serializable(package="taskzoo")
-class MultiplicativeAttention(keras.layers.Layer):
+class MultiplicativeAttention(MemoryAttention):
     """Luong's "general" attention: the memory is projected to the query's size, then dotted."""
 
     def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
         # The query's size: the memory is projected to it.
-        self.units = units
+        super().__init__(units, **kwargs)
         self.memory_projection = keras.layers.Dense(units, use_bias=False, name="memory_projection")
 
     def build(self, query_shape, memory_shape):
@@ -82,39 +99,19 @@ class MultiplicativeAttention(keras.layers.Layer):
     def project_memory(self, memory):
         return self.memory_projection(memory)
 
-    def call(self, query, memory, projected_memory=None, memory_mask=None):
-        if projected_memory is None:
-            projected_memory = self.project_memory(memory)
-        scores = ops.einsum("bu,bpu->bp", query, projected_memory)
-        weights = masked_softmax(scores, memory_mask)
-        context = ops.einsum("bp,bpf->bf", weights, memory)
-        return context, weights
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
+    def scores(self, query, memory, projected_memory):
+        return ops.einsum("bu,bpu->bp", query, projected_memory)
 
 
 @keras.saving.register_keras_serializable(package="taskzoo")
-class MeanAttention(keras.layers.Layer):
+class MeanAttention(MemoryAttention):
     """Equal weights on the real positions: the context is the masked mean of the memory."""
-
-    def __init__(self, units=None, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
 
     def build(self, query_shape, memory_shape):
         pass
 
-    def project_memory(self, memory):
-        return None
-
-    def call(self, query, memory, projected_memory=None, memory_mask=None):
-        scores = ops.zeros(ops.shape(memory)[:2], dtype=memory.dtype)
-        weights = masked_softmax(scores, memory_mask)
-        return ops.einsum("bp,bpf->bf", weights, memory), weights
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
+    def scores(self, query, memory, projected_memory):
+        return ops.zeros(ops.shape(memory)[:2], dtype=memory.dtype)
 
 
 # The layer of each learned attention in `choices.ATTENTION_SCORES`, and the fixed "mean" attention
