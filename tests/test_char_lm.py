@@ -15,7 +15,7 @@ from taskzoo import predict, train
 from taskzoo.blocks.recurrent import reset_recurrent_states
 from taskzoo.data import characters
 from taskzoo.errors import ConfigError, DataError
-from taskzoo.tasks.char_lm import CharLanguageModelTask, StateResets, generate, score
+from taskzoo.tasks.char_lm import CharLanguageModelTask, StateResets, TextGenerator, generate, score
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
@@ -150,6 +150,15 @@ def test_the_compiled_sampler_draws_what_the_reference_sampler_draws(generator, 
     model, vocabulary = generator
     expected = reference_generate(model, vocabulary, "def f", 60, temperature, top_k, seed)
     assert generate(model, vocabulary, "def f", 60, temperature, top_k, seed) == expected
+
+
+def test_one_compiled_sampling_loop_serves_every_temperature(generator):
+    model, vocabulary = generator
+    text_generator = TextGenerator(model)
+    for temperature in (1.0, 0.5, 1.5):
+        sampled = text_generator.generate(vocabulary, "def f", 60, temperature, None, seed=3)
+        assert sampled == reference_generate(model, vocabulary, "def f", 60, temperature, None, 3)
+    assert text_generator.continue_text.experimental_get_tracing_count() == 1
 
 
 def test_score_is_the_sum_of_per_character_log_probabilities(generator):

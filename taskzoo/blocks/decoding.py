@@ -107,8 +107,9 @@ def sample_search(step, states, memory_inputs, max_lengths, start_id, end_id, ba
                   temperature=0.0, top_k=0, uniforms=None, skip_ended=False):
     """Generates until the end token or `max_lengths` (batch,): the most likely token at every
     step (temperature 0, greedy search), or a token sampled with `temperature` and `top_k`
-    using `uniforms` (batch, max steps) of draws from [0, 1). The `banned_ids` (padding, the start
-    token) are never chosen. Returns a `Decoded` tuple.
+    using `uniforms` (batch, max steps) of draws from [0, 1). A positive temperature may be a
+    scalar tensor (one compiled loop for every temperature); 0 must be a number. The `banned_ids`
+    (padding, the start token) are never chosen. Returns a `Decoded` tuple.
 
     With `skip_ended`, each step runs the decoder on the examples still generating only (their
     states and memory gathered, the new states scattered back), so a batch's short outputs stop
@@ -416,6 +417,12 @@ class SequenceGenerator:
         self.encode = tf.function(encode, reduce_retracing=True)
         self.step = tf.function(step, reduce_retracing=True)
         self.search = tf.function(search, reduce_retracing=True)
+        # Any batch size and input length: the shapes of the encoder's inputs.
+        self.input_spec = tf.nest.map_structure(
+            lambda tensor: tf.TensorSpec(tensor.shape, tensor.dtype),
+            encoder.inputs[0] if len(encoder.inputs) == 1 else encoder.inputs,
+        )
+        self.traced_beam_sizes = set()
 
     def generate(self, inputs, max_lengths, beam_size=1, length_penalty=0.0):
         """Greedy search (beam_size 1) or beam search for a batch of inputs; returns the list of
@@ -424,6 +431,21 @@ class SequenceGenerator:
             raise ValueError(f"beam_size must be 1 or more; received {beam_size}.")
         if np.min(max_lengths) < 1:
             raise ValueError(f"every maximum length must be 1 or more; received {np.min(max_lengths)}.")
+        if beam_size not in self.traced_beam_sizes:
+            self.trace_for_any_shape(inputs, beam_size)
         decoded = self.search(inputs, tf.constant(max_lengths, tf.int32), int(beam_size),
                               tf.constant(length_penalty, tf.float64))
         return decoded_results(decoded)
+
+    def trace_for_any_shape(self, inputs, beam_size):
+        """Traces the search of `beam_size` once for the shapes of the encoder's inputs (any batch
+        size, any input length), which batches of every shape then reuse. Otherwise the first
+        batch's shapes are traced, and the next batch of other shapes traces again; a sweep's runs
+        in one process add up such traces and TensorFlow warns of them."""
+        self.traced_beam_sizes.add(beam_size)
+        flat_spec, flat_inputs = tf.nest.flatten(self.input_spec), tf.nest.flatten(inputs)
+        if len(flat_spec) == len(flat_inputs) and all(
+            spec.is_compatible_with(tensor) for spec, tensor in zip(flat_spec, flat_inputs)
+        ):
+            self.search.get_concrete_function(self.input_spec, tf.TensorSpec([None], tf.int32), int(beam_size),
+                                              tf.TensorSpec([], tf.float64))

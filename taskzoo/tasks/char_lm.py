@@ -276,9 +276,13 @@ class TextGenerator:
         reset_recurrent_states(self.model)
         if len(ids) > 1:
             self.read(ids[None, :-1])
+        # A positive temperature goes in as a tensor, so that one compiled loop serves every
+        # temperature (a sweep's jobs and the epochs' samples would otherwise each trace their own);
+        # greedy decoding (0) is a loop of its own.
+        temperature = tf.constant(temperature, tf.float64) if temperature > 0 else 0.0
         generated = self.continue_text(
             tf.constant(ids[-1], tf.int32), tf.constant(length, tf.int32), tf.constant(uniforms),
-            float(temperature), int(top_k or 0),
+            temperature, int(top_k or 0),
         )
         return vocabulary.decode(generated.numpy().tolist())
 
