@@ -3,6 +3,7 @@
     python scripts/benchmark_decoding.py                     # default translation and captioning models
     python scripts/benchmark_decoding.py --multi30k ../multi30k   # German -> English, a real vocabulary
     python scripts/benchmark_decoding.py --run-dir outputs/2026-12-02/10-00-00   # a finished run's share
+    python scripts/benchmark_decoding.py --multi30k ../multi30k --breakdown       # where greedy's time goes
 
 The earlier decoders (one compiled call of the decoder per output position, the beam's
 bookkeeping in numpy with a loop over the examples) are kept in `tests/reference_decoding.py`,
@@ -17,6 +18,10 @@ With `--run-dir`, the script also reads a finished run's `metrics.json` and Tens
 and reports the share of the run's time spent decoding: the per-epoch validation decoding
 (`epoch_decode_seconds`) and the final evaluation (`evaluation_seconds`, which includes decoding
 for BLEU with the configured beam).
+
+With `--breakdown`, each model's greedy search is also timed against its parts: the loop's
+iterations and the rows it decoded, the time per iteration, and one call of the decoder's step
+alone, and of its output projection alone, on the average number of rows of an iteration.
 """
 
 import argparse
@@ -92,6 +97,57 @@ def report(label, generator, batches, length_penalty):
               f"{figures['compiled'] / figures['earlier']:.1f}x | {agree:.1%} | {lengths:.1f} |", flush=True)
 
 
+def best_seconds(function, repeats=5):
+    """The best of `repeats` timed calls, after one call that traces."""
+    function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def in_loop_ms(function, *arguments, calls=100):
+    """Milliseconds per call of `function` run `calls` times inside one compiled loop, one call
+    after the other, so that no Python call overhead is counted."""
+
+    @tf.function
+    def repeated():
+        def body(index, total):
+            outputs = function(*arguments)
+            # Every output is used, so that no part of the call is pruned from the graph.
+            used = [tf.reduce_sum(tf.cast(output, tf.float32)) for output in tf.nest.flatten(outputs) if output is not None]
+            return index + 1, total + tf.add_n(used)
+
+        return tf.while_loop(lambda index, total: index < calls, body, (0, 0.0), parallel_iterations=1)
+
+    return best_seconds(repeated) / calls * 1e3
+
+
+def greedy_breakdown(generator, batches):
+    """Greedy search's time per loop iteration (its encoding left out), against the decoder's
+    step and its output projection alone on as many rows as an iteration decodes on average."""
+    iterations = rows = 0
+    for inputs, max_lengths in batches:
+        step_counts = generator.search(inputs, tf.constant(max_lengths, tf.int32), 1, tf.constant(0.0, tf.float64)).step_counts
+        iterations, rows = iterations + int(tf.reduce_max(step_counts)), rows + int(tf.reduce_sum(step_counts))
+    total = best_seconds(lambda: [generator.generate(*batch) for batch in batches])
+    encoding = best_seconds(lambda: [generator.encode(inputs) for inputs, _ in batches])
+    average = max(1, round(rows / iterations))
+    states, memory_inputs = generator.encode(batches[0][0])
+    take = lambda tensor: tensor[:average]  # noqa: E731
+    step = in_loop_ms(generator.step, tf.fill([average], parallel.START_ID), tf.nest.map_structure(take, states),
+                      tf.nest.map_structure(take, memory_inputs))
+    projection = generator.decoder.output_projection
+    features = tf.random.normal([average, projection.kernel.shape[0]])
+    print(f"  greedy: {iterations} loop iterations, {rows} rows decoded ({average} per iteration), "
+          f"{(total - encoding) * 1e3 / iterations:.2f} ms per iteration (encoding left out: "
+          f"{encoding * 1e3:.0f} of {total * 1e3:.0f} ms); the decoder's step alone on {average} rows "
+          f"{step:.2f} ms, of which the output projection ({projection.kernel.shape[0]} x "
+          f"{projection.kernel.shape[1]}) {in_loop_ms(projection, features):.2f} ms", flush=True)
+
+
 def translation_batches(count, batch_size, train_steps, multi30k=None):
     overrides = ["task=translation"]
     if multi30k:
@@ -153,6 +209,8 @@ def main():
     parser.add_argument("--train-steps", type=int, default=400, help="training steps of each model before decoding")
     parser.add_argument("--multi30k", help="a Multi30k directory (train.de.gz, train.en.gz, val.*, test_2016_flickr.*): "
                         "the translation model learns German -> English instead of the default generated pairs")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time greedy search's loop iterations against the decoder's step alone")
     parser.add_argument("--run-dir", type=pathlib.Path, action="append", default=[],
                         help="a finished run whose decoding share to report (repeatable)")
     arguments = parser.parse_args()
@@ -168,6 +226,8 @@ def main():
         generator, batches, length_penalty = make(arguments.sentences, arguments.batch_size, arguments.train_steps,
                                                   arguments.multi30k)
         report(label, generator, batches, length_penalty)
+        if arguments.breakdown:
+            greedy_breakdown(generator, batches)
 
 
 if __name__ == "__main__":

@@ -390,6 +390,7 @@ class SequenceGenerator:
         from taskzoo.blocks.decoder import state_size
 
         self.start_id, self.end_id, self.banned_ids = start_id, end_id, tuple(banned_ids)
+        self.decoder = decoder
         per_layer = state_size(decoder.cell)
 
         def encode(inputs):
