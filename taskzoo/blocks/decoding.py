@@ -423,7 +423,6 @@ class SequenceGenerator:
             lambda tensor: tf.TensorSpec(tensor.shape, tensor.dtype),
             encoder.inputs[0] if len(encoder.inputs) == 1 else encoder.inputs,
         )
-        self.traced_beam_sizes = set()
 
     def generate(self, inputs, max_lengths, beam_size=1, length_penalty=0.0):
         """Greedy search (beam_size 1) or beam search for a batch of inputs; returns the list of
@@ -432,8 +431,7 @@ class SequenceGenerator:
             raise ValueError(f"beam_size must be 1 or more; received {beam_size}.")
         if np.min(max_lengths) < 1:
             raise ValueError(f"every maximum length must be 1 or more; received {np.min(max_lengths)}.")
-        if beam_size not in self.traced_beam_sizes:
-            self.trace_for_any_shape(inputs, beam_size)
+        self.trace_for_any_shape(inputs, beam_size)
         decoded = self.search(inputs, tf.constant(max_lengths, tf.int32), int(beam_size),
                               tf.constant(length_penalty, tf.float64))
         return decoded_results(decoded)
@@ -442,8 +440,8 @@ class SequenceGenerator:
         """Traces the search of `beam_size` once for the shapes of the encoder's inputs (any batch
         size, any input length), which batches of every shape then reuse. Otherwise the first
         batch's shapes are traced, and the next batch of other shapes traces again; a sweep's runs
-        in one process add up such traces and TensorFlow warns of them."""
-        self.traced_beam_sizes.add(beam_size)
+        in one process add up such traces and TensorFlow warns of them. After the first call of a
+        beam size, tf.function finds the trace in its cache (about 0.1 ms)."""
         flat_spec, flat_inputs = tf.nest.flatten(self.input_spec), tf.nest.flatten(inputs)
         if len(flat_spec) == len(flat_inputs) and all(
             spec.is_compatible_with(tensor) for spec, tensor in zip(flat_spec, flat_inputs)
