@@ -1,5 +1,7 @@
 """The shared recurrent blocks: shapes, masks, depth, bidirectionality, states and reloading."""
 
+import gc
+
 import keras
 import numpy as np
 import pytest
@@ -124,6 +126,24 @@ def test_reloaded_model_predicts_identically(tmp_path):
     model.save(tmp_path / "model.keras")
     reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     np.testing.assert_array_equal(reloaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
+
+
+def test_bidirectional_stacks_built_while_a_model_loads_keep_their_own_layers():
+    # While a saved model loads, Keras matches objects by their Python id. Keras' Bidirectional
+    # rebuilds the layers it is given, so a given layer that was freed could pass its rebuilt copy
+    # on to a later stack: a shared forward layer, or an error that both directions run forward.
+    # The stacks here are built the way `load_model` builds them, freeing memory between them.
+    from keras.src.saving.serialization_lib import ObjectSharingScope
+
+    with ObjectSharingScope():
+        stacks = []
+        for _ in range(40):
+            gc.collect(1)
+            stacks.append(RecurrentStack("gru", UNITS, bidirectional=True))
+    layers = [stack.recurrent_layers[0] for stack in stacks]
+    assert len({id(layer.forward_layer) for layer in layers}) == len(stacks)
+    assert len({id(layer.backward_layer) for layer in layers}) == len(stacks)
+    assert all(layer.backward_layer.go_backwards and not layer.forward_layer.go_backwards for layer in layers)
 
 
 def test_fused_kernel_warning():

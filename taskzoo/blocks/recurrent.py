@@ -7,6 +7,8 @@ sequence or the final output, and optionally the final states of every layer, wh
 as their initial states.
 """
 
+import types
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -113,10 +115,17 @@ class RecurrentStack(keras.layers.Layer):
         self.time_gradient_probe = None
 
         self.recurrent_layers = []
+        # Keras' Bidirectional rebuilds the layers it is given from their configs. While a saved
+        # model loads, Keras matches objects by their Python id, so a given layer that was freed
+        # could hand its id, and so its rebuilt copy, to a later layer: a forward layer shared by
+        # two stacks, or a "backward" layer that runs forward. Keeping the given layers alive for
+        # the stack's lifetime (in a holder that Keras neither tracks nor saves) rules that out.
+        # The backward layer is given too, so Bidirectional rebuilds one layer, not two.
+        self._bidirectional_templates = types.SimpleNamespace(layers=[])
         for index in range(num_layers):
             is_last = index == num_layers - 1
-            layer = CELL_LAYERS[cell](
-                units,
+            arguments = dict(
+                units=units,
                 return_sequences=return_sequences or not is_last,
                 return_state=True,
                 dropout=dropout,
@@ -124,10 +133,14 @@ class RecurrentStack(keras.layers.Layer):
                 kernel_initializer=kernel_initializer,
                 recurrent_initializer=recurrent_initializer,
                 stateful=stateful,
-                name=f"{cell}_{index}",
             )
+            layer = CELL_LAYERS[cell](name=f"{cell}_{index}", **arguments)
             if bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{cell}_{index}")
+                backward = CELL_LAYERS[cell](name=f"backward_{cell}_{index}", go_backwards=True, **arguments)
+                self._bidirectional_templates.layers += [layer, backward]
+                layer = keras.layers.Bidirectional(
+                    layer, backward_layer=backward, name=f"bidirectional_{cell}_{index}"
+                )
             self.recurrent_layers.append(layer)
 
     @property
