@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from conftest import event_tags, hparams_trial_ids, run_cli
-from taskzoo import predict
-from taskzoo.errors import ConfigError, DataError
+from conftest import compose_config, event_tags, hparams_trial_ids, run_cli
+from taskzoo import predict, train
+from taskzoo.errors import ConfigError, DataError, TaskzooError
 
 SMOKE = ["trainer=smoke", "model.units=8", "model.embedding_dim=8", "task.data.num_train=200",
          "task.data.num_validation=40", "task.data.num_test=40"]
@@ -90,26 +90,34 @@ def write_bad_inputs(tmp_path):
     (tmp_path / "good.tsv").write_text("label\tsentence\n1\tgood\n0\tbad\n")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "arguments, message",
-    [
-        (["model.units=-3"], "Error: Invalid value for model.units: -3 (expected a number greater than 0)."),
-        (["model.dropout=1.5"], "Error: Invalid value for model.dropout: 1.5 (expected a number in [0, 1))."),
-        (["task.data.source=files", "task.data.train=missing.tsv"], "Error: missing.tsv: no such file or directory."),
-        (["task.data.source=files", "task.data.train=empty.tsv"], "Error: empty.tsv: the file is empty."),
-        (["task.data.source=files", "task.data.train=bytes.tsv"], "Error: bytes.tsv, line 3: invalid UTF-8 byte 0xff"),
-        (["task.data.source=files", "task.data.train=good.tsv", "task.data.label_column=stars"],
-         "Error: good.tsv: no column 'stars' for the label (columns: label, sentence)."),
-    ],
-)
-def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path, arguments, message):
+def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
     write_bad_inputs(tmp_path)
-    result = run_cli([*SMOKE, *arguments, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    result = run_cli([*SMOKE, "task.data.source=files", "task.data.train=bytes.tsv",
+                      f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert error_lines and error_lines[0].startswith(message), result.stderr
+    assert error_lines and error_lines[0].startswith("Error: bytes.tsv, line 3: invalid UTF-8 byte 0xff"), result.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["model.units=-3"], "Invalid value for model.units: -3 (expected a number greater than 0)."),
+        (["model.dropout=1.5"], "Invalid value for model.dropout: 1.5 (expected a number in [0, 1))."),
+        (["task.data.source=files", "task.data.train={}/missing.tsv"], "{}/missing.tsv: no such file or directory."),
+        (["task.data.source=files", "task.data.train={}/empty.tsv"], "{}/empty.tsv: the file is empty."),
+        (["task.data.source=files", "task.data.train={}/good.tsv", "task.data.label_column=stars"],
+         "{}/good.tsv: no column 'stars' for the label (columns: label, sentence)."),
+    ],
+)
+def test_bad_input_is_one_message_before_any_output(tmp_path, arguments, message):
+    # The same errors in this process: the command prints them as the one line checked above.
+    write_bad_inputs(tmp_path)
+    with pytest.raises(TaskzooError) as raised:
+        train.run(compose_config(*SMOKE, *(argument.format(tmp_path) for argument in arguments)), run_dir=tmp_path / "run")
+    assert str(raised.value).startswith(message.format(tmp_path))
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
