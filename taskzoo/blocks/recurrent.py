@@ -114,7 +114,6 @@ class RecurrentStack(keras.layers.Layer):
         # time: the stack then runs its cells step by step and perturbs their hidden states.
         self.time_gradient_probe = None
 
-        self.recurrent_layers = []
         # Keras' Bidirectional rebuilds the layers it is given from their configs. While a saved
         # model loads, Keras matches objects by their Python id, so a given layer that was freed
         # could hand its id, and so its rebuilt copy, to a later layer: a forward layer shared by
@@ -122,26 +121,27 @@ class RecurrentStack(keras.layers.Layer):
         # the stack's lifetime (in a holder that Keras neither tracks nor saves) rules that out.
         # The backward layer is given too, so Bidirectional rebuilds one layer, not two.
         self._bidirectional_templates = types.SimpleNamespace(layers=[])
-        for index in range(num_layers):
-            is_last = index == num_layers - 1
-            arguments = dict(
-                units=units,
-                return_sequences=return_sequences or not is_last,
-                return_state=True,
-                dropout=dropout,
-                recurrent_dropout=recurrent_dropout,
-                kernel_initializer=kernel_initializer,
-                recurrent_initializer=recurrent_initializer,
-                stateful=stateful,
-            )
-            layer = CELL_LAYERS[cell](name=f"{cell}_{index}", **arguments)
-            if bidirectional:
-                backward = CELL_LAYERS[cell](name=f"backward_{cell}_{index}", go_backwards=True, **arguments)
-                self._bidirectional_templates.layers += [layer, backward]
-                layer = keras.layers.Bidirectional(
-                    layer, backward_layer=backward, name=f"bidirectional_{cell}_{index}"
-                )
-            self.recurrent_layers.append(layer)
+        self.recurrent_layers = [self._recurrent_layer(index) for index in range(num_layers)]
+
+    def _recurrent_layer(self, index):
+        """The Keras layer at depth `index`, wrapped in Bidirectional when the stack is."""
+        cell = self.cell
+        arguments = dict(
+            units=self.units,
+            return_sequences=self.return_sequences or index < self.num_layers - 1,
+            return_state=True,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            kernel_initializer=self.kernel_initializer,
+            recurrent_initializer=self.recurrent_initializer,
+            stateful=self.stateful,
+        )
+        layer = CELL_LAYERS[cell](name=f"{cell}_{index}", **arguments)
+        if not self.bidirectional:
+            return layer
+        backward = CELL_LAYERS[cell](name=f"backward_{cell}_{index}", go_backwards=True, **arguments)
+        self._bidirectional_templates.layers += [layer, backward]
+        return keras.layers.Bidirectional(layer, backward_layer=backward, name=f"bidirectional_{cell}_{index}")
 
     @property
     def output_size(self):
