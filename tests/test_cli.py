@@ -90,6 +90,7 @@ def write_bad_inputs(tmp_path):
     (tmp_path / "good.tsv").write_text("label\tsentence\n1\tgood\n0\tbad\n")
 
 
+@pytest.mark.slow
 def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path):
     write_bad_inputs(tmp_path)
     result = run_cli([*SMOKE, "task.data.source=files", "task.data.train=bytes.tsv",
