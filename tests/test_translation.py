@@ -16,6 +16,7 @@ from taskzoo.blocks.decoder import RecurrentDecoder, StateBridge
 import reference_decoding
 from taskzoo.blocks import decoding
 from taskzoo.data import parallel
+from taskzoo.data.synthetic import number_pairs
 from taskzoo.data.synthetic.number_pairs import date_pair, generate_pairs, number_pair
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.tasks.translation import TranslationTask, Translator
@@ -342,9 +343,20 @@ def test_the_maximum_output_length_is_respected_by_both_decoders():
 # The generated data.
 
 
+def test_the_runs_of_a_sweep_in_one_process_spell_the_pairs_once(monkeypatch):
+    first = generate_pairs([30, 5, 5], seed=11)
+    # Spelling is not needed again: the same pairs come back, as lists a run may change freely.
+    monkeypatch.setattr(number_pairs, "_draw_item", lambda rng: pytest.fail("the pairs were spelled again"))
+    second = generate_pairs([30, 5, 5], seed=11)
+    assert second == first
+    second[0].clear()
+    assert generate_pairs([30, 5, 5], seed=11) == first
+
+
 def test_generated_pairs_are_deterministic_disjoint_and_need_reordering():
     first = generate_pairs([50, 10, 10], seed=3)
-    assert first == generate_pairs([50, 10, 10], seed=3)
+    # Generated again, not read from the cache of recent pairs.
+    assert first == [list(split) for split in number_pairs._generated_pairs.__wrapped__((50, 10, 10), 3)]
     assert first != generate_pairs([50, 10, 10], seed=4)
     train_sources = {source for source, _ in first[0]}
     assert not train_sources & {source for source, _ in first[2]}
