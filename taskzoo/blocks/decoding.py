@@ -416,9 +416,9 @@ class SequenceGenerator:
             return beam_search(*arguments, beam_size, length_penalty, banned_ids=self.banned_ids, skip_ended=True)
 
         # The searches branch on Python values only (the beam size, whether there is attention),
-        # so AutoGraph's rewriting of every function they call is not needed; leaving it out
-        # saves about a third of each trace (0.8 s of a greedy search's 1.6 s on the default
-        # translation model).
+        # so AutoGraph's rewriting of every function they call is not needed. Without it, the
+        # first greedy search of the default translation model took 0.71 s instead of 1.55 s, the
+        # first beam search 1.51 s instead of 2.26 s.
         self.encode = tf.function(encode, reduce_retracing=True, autograph=False)
         self.step = tf.function(step, reduce_retracing=True, autograph=False)
         self.search = tf.function(search, reduce_retracing=True, autograph=False)
