@@ -19,6 +19,18 @@ FONT_PIXELS = 11
 _MARGIN = 6
 
 
+def colour_cells(shares, cell_height, cell_width, grey=None):
+    """An RGB image (uint8) of (rows, columns) shares in [0, 1] on the viridis scale, each entry a
+    block of `cell_height` × `cell_width` pixels; the entries where the boolean `grey` is true are
+    grey."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["viridis"](shares, bytes=True)[..., :3]
+    if grey is not None:
+        colours[grey] = 128
+    return np.repeat(np.repeat(colours, cell_height, axis=0), cell_width, axis=1)
+
+
 @functools.lru_cache(maxsize=None)
 def _font():
     import matplotlib
@@ -55,13 +67,11 @@ def heatmap_png(matrix, row_labels, column_labels, row_title, column_title, vmax
     """A PNG of a matrix as a heat map (0 to `vmax`, viridis), one cell per entry: the row labels
     on the left with `row_title` beside them, the column labels below, written upwards, with
     `column_title` under them."""
-    import matplotlib
     from PIL import Image
 
     font = _font()
     shares = np.clip(np.asarray(matrix, dtype=np.float64) / vmax, 0.0, 1.0)
-    colours = matplotlib.colormaps["viridis"](shares, bytes=True)[..., :3]
-    grid = Image.fromarray(np.repeat(np.repeat(colours, CELL_PIXELS, axis=0), CELL_PIXELS, axis=1))
+    grid = Image.fromarray(colour_cells(shares, CELL_PIXELS, CELL_PIXELS))
     rows = _label_column(list(row_labels), font)
     # Rotated a quarter turn anticlockwise, the right-aligned labels end next to the grid.
     columns = _label_column(list(column_labels), font).rotate(90, expand=True)

@@ -23,6 +23,7 @@ import tensorflow as tf
 from keras import ops
 
 from taskzoo.observe.alarms import report_alarm
+from taskzoo.observe.images import colour_cells
 
 logger = logging.getLogger(__name__)
 
@@ -126,19 +127,16 @@ def heatmap_image(history, real, height=320, width=480):
     """The measurements as an RGB image (uint8): time step down, measurement across, colour the
     log10 norm on the viridis scale, grey for padded steps. Drawn with numpy, so that it costs
     far less than the measurement. Returns (image, lowest, highest log10 norm shown)."""
-    from matplotlib import colormaps
-
     with np.errstate(divide="ignore"):
         values = np.log10(np.stack(history, axis=1))
     finite = np.isfinite(values) & real[:, None]
     low, high = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
     scaled = np.clip((values - low) / max(high - low, 1e-12), 0.0, 1.0)
     scaled[~np.isfinite(values)] = 0.0  # a norm of exactly 0 is drawn as the lowest value
-    image = (colormaps["viridis"](scaled)[..., :3] * 255).astype("uint8")
-    image[~real] = 128
     # Every cell becomes a block of pixels, so that a short history is still readable.
-    rows, columns = max(1, height // image.shape[0]), max(1, width // image.shape[1])
-    return np.repeat(np.repeat(image, rows, axis=0), columns, axis=1), float(low), float(high)
+    rows, columns = max(1, height // scaled.shape[0]), max(1, width // scaled.shape[1])
+    image = colour_cells(scaled, rows, columns, grey=np.broadcast_to(~real[:, None], scaled.shape))
+    return image, float(low), float(high)
 
 
 class TimeGradientLogger(keras.callbacks.Callback):
