@@ -154,7 +154,7 @@ def test_the_search_is_traced_once_per_beam_size_for_batches_of_every_shape():
     sentences = [source for source, _ in task.pairs["validation"][:40]]
     # Batches of 8 sentences of several lengths, then one sentence alone: many input shapes.
     for beam_size in (1, 3):
-        translator.translate(sentences, beam_size=beam_size, batch_size=8 * beam_size)
+        translator.translate(sentences, beam_size=beam_size, batch_size=8)
         translator.translate(sentences[:1], beam_size=beam_size)
     assert translator.generator.search.experimental_get_tracing_count() == 2
     # Its answers are checked against the reference decoders in the tests below.

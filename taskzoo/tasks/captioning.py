@@ -372,11 +372,11 @@ class Captioner:
         )
 
     def caption(self, images, beam_size=1, length_penalty=0.0, batch_size=64):
-        """One dict per image: `text`, `tokens`, `attention` ((steps, locations) or None)."""
+        """One dict per image: `text`, `tokens`, `attention` ((steps, locations) or None). A batch
+        holds `batch_size` images, as in `Translator.translate`."""
         results = []
-        per_batch = max(1, batch_size // beam_size)
-        for start in range(0, len(images), per_batch):
-            batch = tf.constant(images[start : start + per_batch])
+        for start in range(0, len(images), batch_size):
+            batch = tf.constant(images[start : start + batch_size])
             max_lengths = np.full(len(batch), self.max_length)
             for result in self.generator.generate(batch, max_lengths, beam_size, length_penalty):
                 tokens = self.vocabulary.decode(result["tokens"])
