@@ -289,6 +289,36 @@ def test_unlikely_early_endings_do_not_stop_the_beam_before_the_likely_translati
         assert decode_with_table(table, 10, beam_size=2, length_penalty=length_penalty)["tokens"] == [a, b, c]
 
 
+def test_banned_tokens_are_never_chosen_even_where_they_are_likeliest():
+    # Padding or the start token is the likeliest next token after every token, and the
+    # vocabulary of six leaves four allowed tokens, fewer than the 2 x 3 extensions a beam of
+    # three ranks for each hypothesis.
+    padding, unknown, start, end, a, b = range(6)
+    banned = (padding, start)
+    table = np.full((6, 6), 1e-3)
+    table[start, [padding, start, a, b, end]] = [0.5, 0.2, 0.15, 0.1, 0.05]
+    table[a, [start, b, end, unknown]] = [0.6, 0.25, 0.1, 0.05]
+    table[b, [padding, end, a]] = [0.7, 0.2, 0.1]
+    table /= table.sum(axis=1, keepdims=True)
+    max_lengths = np.array([1, 2, 5])
+    arguments = (table_step(table), tf.zeros((3, 1)), tf.zeros((3, 1)), max_lengths, start, end)
+    for beam_size in (1, 3):
+        if beam_size == 1:
+            decoded = decoding.sample_search(*arguments, banned_ids=banned, skip_ended=True)
+            expected = reference_decoding.greedy_decode(*arguments, banned_ids=banned)
+        else:
+            decoded = decoding.beam_search(*arguments, beam_size, 0.6, banned_ids=banned, skip_ended=True)
+            expected = reference_decoding.beam_search(*arguments, beam_size=beam_size, length_penalty=0.6,
+                                                      banned_ids=banned)
+        results = decoding.decoded_results(decoded)
+        assert [result["tokens"] for result in results] == [result["tokens"] for result in expected]
+        assert [result["score"] for result in results] == pytest.approx([result["score"] for result in expected])
+        assert not set(banned) & {token for result in results for token in result["tokens"]}
+    # Greedy search takes the likeliest allowed token: a, then b, then the end token.
+    assert [result["tokens"] for result in decoding.decoded_results(
+        decoding.sample_search(*arguments, banned_ids=banned))] == [[a], [a, b], [a, b]]
+
+
 def test_the_searches_skip_the_rows_that_ended_and_answer_the_same():
     # A chain start, 4, 5, 6, 7, end that may end early at every token: greedy outputs are cut
     # by their maximum lengths only, sampled outputs end where their draws say.
