@@ -19,6 +19,7 @@ from taskzoo.data import parallel
 from taskzoo.data.synthetic import number_pairs
 from taskzoo.data.synthetic.number_pairs import date_pair, generate_pairs, number_pair
 from taskzoo.errors import ConfigError, DataError
+from taskzoo.tasks.base import warn_of_empty_outputs
 from taskzoo.tasks.translation import TranslationTask, Translator
 
 TINY_TRANSLATION = [
@@ -567,6 +568,7 @@ def test_a_run_logs_translations_and_attention_and_its_reload_translates_the_sam
     assert completed.returncode == 0, completed.stderr
     expected = task.translator(reloaded).translate([text], beam_size=3, length_penalty=0.6)[0]["text"]
     assert completed.stdout.splitlines()[0] == expected
+    assert ("the translation is empty" in completed.stderr) == (expected == "")
     assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # A picture path under a file: one line naming the path.
@@ -579,6 +581,20 @@ def test_a_run_logs_translations_and_attention_and_its_reload_translates_the_sam
     # A beam of no hypotheses, checked in this process.
     with pytest.raises(ConfigError, match=r"^beam_size must be 1 or more; received 0\.$"):
         predict.predict([f"run_dir={run_dir}", "text=one", "beam_size=0"])
+
+
+def test_an_empty_output_is_flagged_on_standard_error_only(capsys):
+    warn_of_empty_outputs(["", "un deux"], "translation", "file")
+    warn_of_empty_outputs([""], "caption", "cat.png")
+    warn_of_empty_outputs(["un deux"], "translation", "text")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "Warning: file: 1 of 2 translations are empty: the model chose the end token first, as a model trained "
+        "briefly often does.",
+        "Warning: cat.png: the caption is empty: the model chose the end token first, as a model trained briefly "
+        "often does.",
+    ]
 
 
 def test_decoding_scores_respect_the_evaluation_cap_of_smoke_runs():

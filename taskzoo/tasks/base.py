@@ -99,6 +99,17 @@ def warn_if_mostly_unknown(words, known, where):
         )
 
 
+def warn_of_empty_outputs(texts, what, where):
+    """Warns on standard error when generated `texts` are empty, so that a blank answer is not
+    taken for a failure of the command: the decoder chose the end token first, as a briefly
+    trained model often does. Standard output keeps its one line per input."""
+    empty = sum(not text for text in texts)
+    if empty:
+        count = f"{empty} of {len(texts)} {what}s are" if len(texts) > 1 else f"the {what} is"
+        print(f"Warning: {where}: {count} empty: the model chose the end token first, as a model "
+              "trained briefly often does.", file=sys.stderr)
+
+
 def load_run_model(run_dir):
     """Loads a run's `model.keras` in safe mode (no code from the file runs); a damaged or
     truncated file gives one DataError line."""

@@ -40,7 +40,7 @@ from taskzoo.data.text import in_memory_options
 from taskzoo.data.tfds_source import load_tfds_split
 from taskzoo.errors import ConfigError, DataError
 from taskzoo.metrics import Perplexity, corpus_bleu, masked_cross_entropy
-from taskzoo.tasks.base import EpochSamples, PredictOption, Task, load_run_model, write_output_file
+from taskzoo.tasks.base import EpochSamples, PredictOption, Task, load_run_model, warn_of_empty_outputs, write_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +308,7 @@ class CaptioningTask(Task):
         image = caption_files.read_image(path, cfg.task.image_size)
         captioner = Captioner(network, tokenizer, vocabulary, cfg.task.max_length)
         result = captioner.caption(image[None], beam_size, options.get("length_penalty", cfg.task.length_penalty))[0]
+        warn_of_empty_outputs([result["text"]], "caption", str(path))
         print(result["text"])
         if "attention" in options:
             if str(cfg.task.attention) != "soft":

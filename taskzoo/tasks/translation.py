@@ -42,6 +42,7 @@ from taskzoo.tasks.base import (
     texts_to_predict,
     trained_network,
     warn_if_mostly_unknown,
+    warn_of_empty_outputs,
     write_output_file,
 )
 
@@ -334,6 +335,7 @@ class TranslationTask(Task):
         # Lines without a token get an empty line, so that answers stay aligned with the input.
         kept = [text for text, tokens in zip(texts, tokenized) if tokens]
         translations = translator.translate(kept, beam_size, options.get("length_penalty", cfg.task.length_penalty))
+        warn_of_empty_outputs([result["text"] for result in translations], "translation", "file" if from_file else "text")
         answers = iter(translations)
         for tokens in tokenized:
             print(next(answers)["text"] if tokens else "")
