@@ -166,8 +166,9 @@ TRAINED_DECODERS = [("gru", "additive"), ("lstm", "multiplicative"), ("rnn", "no
 
 @pytest.fixture(scope="module", params=TRAINED_DECODERS, ids=lambda cell_attention: "-".join(cell_attention))
 def trained_translator(request):
-    """A small translator trained for 80 steps: confident enough that its translations end at
-    different lengths, and that beam search and greedy search differ."""
+    """A small translator trained for 20 epochs of 32 steps: its translations end at several
+    lengths before their maximum, and beam search and greedy search differ. (After 8 epochs the
+    vanilla RNN's greedy translations all ran to their maximum length.)"""
     cell, attention = request.param
     keras.utils.set_random_seed(1)
     task = tiny_task(f"model={cell}", f"task.attention={attention}", "model.units=16", "task.data.num_train=256")
@@ -204,8 +205,8 @@ def test_the_compiled_decoder_gives_the_reference_decoders_answers(trained_trans
     results = generator.generate(source_ids, max_lengths, beam_size, length_penalty)
     expected = reference_decoding.generate(generator, source_ids, max_lengths, beam_size, length_penalty)
     assert_same_results(results, expected)
-    lengths = {len(result["tokens"]) for result in results}
-    assert len(lengths) > 2, "the test model should give translations of several lengths"
+    ended = {len(result["tokens"]) for result, max_length in zip(results, max_lengths) if len(result["tokens"]) < max_length}
+    assert len(ended) > 1, "the test model should end translations at several lengths before their maximum"
     if beam_size == 1:
         beam_results = generator.generate(source_ids, max_lengths, 5, 0.0)
         assert [result["tokens"] for result in beam_results] != [result["tokens"] for result in results]
