@@ -21,7 +21,8 @@ for BLEU with the configured beam).
 
 With `--breakdown`, each model's greedy search is also timed against its parts: the loop's
 iterations and the rows it decoded, the time per iteration, and one call of the decoder's step
-alone, and of its output projection alone, on the average number of rows of an iteration.
+alone, and of its output projection alone, on the average number of rows of an iteration; and
+the earlier decoder's time per iteration against its step on the whole batch.
 """
 
 import argparse
@@ -127,25 +128,35 @@ def in_loop_ms(function, *arguments, calls=100):
 
 def greedy_breakdown(generator, batches):
     """Greedy search's time per loop iteration (its encoding left out), against the decoder's
-    step and its output projection alone on as many rows as an iteration decodes on average."""
+    step and its output projection alone on as many rows as an iteration decodes on average; and
+    the earlier decoder's time per iteration (each of its iterations runs the step on the whole
+    batch), a fifth of which is what an iteration may cost for a 5x speed-up."""
     iterations = rows = 0
     for inputs, max_lengths in batches:
         step_counts = generator.search(inputs, tf.constant(max_lengths, tf.int32), 1, tf.constant(0.0, tf.float64)).step_counts
         iterations, rows = iterations + int(tf.reduce_max(step_counts)), rows + int(tf.reduce_sum(step_counts))
     total = best_seconds(lambda: [generator.generate(*batch) for batch in batches])
+    earlier = best_seconds(lambda: [reference_decoding.generate(generator, *batch, 1) for batch in batches], repeats=3)
     encoding = best_seconds(lambda: [generator.encode(inputs) for inputs, _ in batches])
-    average = max(1, round(rows / iterations))
+    average, batch_size = max(1, round(rows / iterations)), len(batches[0][0])
     states, memory_inputs = generator.encode(batches[0][0])
-    take = lambda tensor: tensor[:average]  # noqa: E731
-    step = in_loop_ms(generator.step, tf.fill([average], parallel.START_ID), tf.nest.map_structure(take, states),
-                      tf.nest.map_structure(take, memory_inputs))
+
+    def step_ms(count):
+        take = lambda tensor: tensor[:count]  # noqa: E731
+        return in_loop_ms(generator.step, tf.fill([count], parallel.START_ID), tf.nest.map_structure(take, states),
+                          tf.nest.map_structure(take, memory_inputs))
+
+    step, full_step = step_ms(average), step_ms(batch_size)
+    iteration, earlier_iteration = ((seconds - encoding) * 1e3 / iterations for seconds in (total, earlier))
     projection = generator.decoder.output_projection
     features = tf.random.normal([average, projection.kernel.shape[0]])
     print(f"  greedy: {iterations} loop iterations, {rows} rows decoded ({average} per iteration), "
-          f"{(total - encoding) * 1e3 / iterations:.2f} ms per iteration (encoding left out: "
-          f"{encoding * 1e3:.0f} of {total * 1e3:.0f} ms); the decoder's step alone on {average} rows "
-          f"{step:.2f} ms, of which the output projection ({projection.kernel.shape[0]} x "
-          f"{projection.kernel.shape[1]}) {in_loop_ms(projection, features):.2f} ms", flush=True)
+          f"{iteration:.2f} ms per iteration (encoding left out: {encoding * 1e3:.0f} of {total * 1e3:.0f} ms); "
+          f"the decoder's step alone on {average} rows {step:.2f} ms, of which the output projection "
+          f"({projection.kernel.shape[0]} x {projection.kernel.shape[1]}) {in_loop_ms(projection, features):.2f} ms", flush=True)
+    print(f"  greedy, earlier decoder: {earlier_iteration:.2f} ms per iteration, of which its step on {batch_size} "
+          f"rows {full_step:.2f} ms; a 5x speed-up needs {earlier_iteration / 5:.2f} ms per iteration, against "
+          f"{step:.2f} ms for the compiled loop's step alone", flush=True)
 
 
 def translation_batches(count, batch_size, train_steps, multi30k=None):
