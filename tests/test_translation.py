@@ -304,14 +304,13 @@ def test_banned_tokens_are_never_chosen_even_where_they_are_likeliest():
     table /= table.sum(axis=1, keepdims=True)
     max_lengths = np.array([1, 2, 5])
     arguments = (table_step(table), tf.zeros((3, 1)), tf.zeros((3, 1)), max_lengths, start, end)
-    for beam_size in (1, 3):
-        if beam_size == 1:
-            decoded = decoding.sample_search(*arguments, banned_ids=banned, skip_ended=True)
-            expected = reference_decoding.greedy_decode(*arguments, banned_ids=banned)
-        else:
-            decoded = decoding.beam_search(*arguments, beam_size, 0.6, banned_ids=banned, skip_ended=True)
-            expected = reference_decoding.beam_search(*arguments, beam_size=beam_size, length_penalty=0.6,
-                                                      banned_ids=banned)
+    searches = [
+        (decoding.sample_search(*arguments, banned_ids=banned, skip_ended=True),
+         reference_decoding.greedy_decode(*arguments, banned_ids=banned)),
+        (decoding.beam_search(*arguments, 3, 0.6, banned_ids=banned, skip_ended=True),
+         reference_decoding.beam_search(*arguments, beam_size=3, length_penalty=0.6, banned_ids=banned)),
+    ]
+    for decoded, expected in searches:
         results = decoding.decoded_results(decoded)
         assert [result["tokens"] for result in results] == [result["tokens"] for result in expected]
         assert [result["score"] for result in results] == pytest.approx([result["score"] for result in expected])
@@ -540,7 +539,7 @@ def test_a_small_model_memorises_a_handful_of_pairs_and_translates_them_back(tmp
 
 
 @pytest.mark.slow
-def test_a_run_logs_translations_and_attention_and_its_reload_translates_the_same(tmp_path):
+def test_a_run_logs_translations_and_attention_and_its_reload_translates_the_same(tmp_path, capsys):
     run_dir = tmp_path / "run"
     trained = run_cli([*TINY_TRANSLATION, "task.data.num_train=200", "trainer.steps_per_epoch=20",
                        "trainer.evaluation_steps=null", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
@@ -583,18 +582,34 @@ def test_a_run_logs_translations_and_attention_and_its_reload_translates_the_sam
     with pytest.raises(ConfigError, match=r"^beam_size must be 1 or more; received 0\.$"):
         predict.predict([f"run_dir={run_dir}", "text=one", "beam_size=0"])
 
+    # A file: one line out per line in, a blank line for a blank line; an empty translation is
+    # named by its line on standard error.
+    lines = ["twenty one", "", "Monday, May first", "one"]
+    (tmp_path / "sentences.txt").write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    predict.predict([f"run_dir={run_dir}", f"file={tmp_path / 'sentences.txt'}", "beam_size=3"])
+    captured = capsys.readouterr()
+    answers = captured.out.split("\n")[: len(lines)]
+    assert answers == [
+        task.translator(reloaded).translate([line], beam_size=3, length_penalty=0.6)[0]["text"] if line else ""
+        for line in lines
+    ]
+    empty = [f"line {number}" for number, (line, answer) in enumerate(zip(lines, answers), start=1) if line and not answer]
+    assert all(place in captured.err for place in empty) and ("empty" in captured.err) == bool(empty)
+
 
 def test_an_empty_output_is_flagged_on_standard_error_only(capsys):
-    warn_of_empty_outputs(["", "un deux"], "translation", "file")
-    warn_of_empty_outputs([""], "caption", "cat.png")
-    warn_of_empty_outputs(["un deux"], "translation", "text")
+    warn_of_empty_outputs(["", "un deux", ""], "translation", ["line 1", "line 2", "line 4"])
+    warn_of_empty_outputs([""], "caption", ["cat.png"])
+    warn_of_empty_outputs(["un deux"], "translation", ["text"])
+    warn_of_empty_outputs([""] * 7, "translation", [f"line {number}" for number in range(1, 8)])
     captured = capsys.readouterr()
     assert captured.out == ""
+    reason = "the model chose the end token first, as a model trained briefly often does."
     assert captured.err.splitlines() == [
-        "Warning: file: 1 of 2 translations are empty: the model chose the end token first, as a model trained "
-        "briefly often does.",
-        "Warning: cat.png: the caption is empty: the model chose the end token first, as a model trained briefly "
-        "often does.",
+        f"Warning: line 1, line 4: the translations are empty: {reason}",
+        f"Warning: cat.png: the caption is empty: {reason}",
+        f"Warning: line 1, line 2, line 3, line 4, line 5 and 2 more: the translations are empty: {reason}",
     ]
 
 

@@ -99,14 +99,16 @@ def warn_if_mostly_unknown(words, known, where):
         )
 
 
-def warn_of_empty_outputs(texts, what, where):
-    """Warns on standard error when generated `texts` are empty, so that a blank answer is not
-    taken for a failure of the command: the decoder chose the end token first, as a briefly
-    trained model often does. Standard output keeps its one line per input."""
-    empty = sum(not text for text in texts)
+def warn_of_empty_outputs(texts, what, places):
+    """Warns on standard error when generated `texts` are empty, naming their `places` (one per
+    text: "text", "line 3", a file name), so that a blank answer is not taken for a failure of the
+    command: the decoder chose the end token first, as a briefly trained model often does.
+    Standard output keeps its one line per input."""
+    empty = [place for place, text in zip(places, texts) if not text]
     if empty:
-        count = f"{empty} of {len(texts)} {what}s are" if len(texts) > 1 else f"the {what} is"
-        print(f"Warning: {where}: {count} empty: the model chose the end token first, as a model "
+        named = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        verb = f"{what}s are" if len(empty) > 1 else f"{what} is"
+        print(f"Warning: {named}: the {verb} empty: the model chose the end token first, as a model "
               "trained briefly often does.", file=sys.stderr)
 
 

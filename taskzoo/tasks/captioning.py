@@ -308,7 +308,7 @@ class CaptioningTask(Task):
         image = caption_files.read_image(path, cfg.task.image_size)
         captioner = Captioner(network, tokenizer, vocabulary, cfg.task.max_length)
         result = captioner.caption(image[None], beam_size, options.get("length_penalty", cfg.task.length_penalty))[0]
-        warn_of_empty_outputs([result["text"]], "caption", str(path))
+        warn_of_empty_outputs([result["text"]], "caption", [str(path)])
         print(result["text"])
         if "attention" in options:
             if str(cfg.task.attention) != "soft":

@@ -335,7 +335,8 @@ class TranslationTask(Task):
         # Lines without a token get an empty line, so that answers stay aligned with the input.
         kept = [text for text, tokens in zip(texts, tokenized) if tokens]
         translations = translator.translate(kept, beam_size, options.get("length_penalty", cfg.task.length_penalty))
-        warn_of_empty_outputs([result["text"] for result in translations], "translation", "file" if from_file else "text")
+        places = [f"line {number}" if from_file else "text" for number, tokens in enumerate(tokenized, start=1) if tokens]
+        warn_of_empty_outputs([result["text"] for result in translations], "translation", places)
         answers = iter(translations)
         for tokens in tokenized:
             print(next(answers)["text"] if tokens else "")
