@@ -330,13 +330,14 @@ class TranslationTask(Task):
         tokenized = [tokenizer.tokenize(text) for text in texts]
         if not from_file and not tokenized[0]:
             raise ConfigError("text= holds no token to translate.")
-        for number, tokens in enumerate(tokenized, start=1):
-            warn_if_mostly_unknown(tokens, source_vocabulary.ids.__contains__, f"line {number}" if from_file else "text")
+        places = [f"line {number}" if from_file else "text" for number in range(1, len(texts) + 1)]
+        for tokens, place in zip(tokenized, places):
+            warn_if_mostly_unknown(tokens, source_vocabulary.ids.__contains__, place)
         # Lines without a token get an empty line, so that answers stay aligned with the input.
-        kept = [text for text, tokens in zip(texts, tokenized) if tokens]
-        translations = translator.translate(kept, beam_size, options.get("length_penalty", cfg.task.length_penalty))
-        places = [f"line {number}" if from_file else "text" for number, tokens in enumerate(tokenized, start=1) if tokens]
-        warn_of_empty_outputs([result["text"] for result in translations], "translation", places)
+        kept = [index for index, tokens in enumerate(tokenized) if tokens]
+        translations = translator.translate([texts[index] for index in kept], beam_size,
+                                            options.get("length_penalty", cfg.task.length_penalty))
+        warn_of_empty_outputs([result["text"] for result in translations], "translation", [places[index] for index in kept])
         answers = iter(translations)
         for tokens in tokenized:
             print(next(answers)["text"] if tokens else "")
