@@ -1,6 +1,6 @@
 """Decoding speed: the compiled loop of `taskzoo.blocks.decoding` against the earlier decoders.
 
-    python scripts/benchmark_decoding.py                     # default translation and captioning models
+    python scripts/benchmark_decoding.py                     # default translation, captioning and character models
     python scripts/benchmark_decoding.py --multi30k ../multi30k   # German -> English, a real vocabulary
     python scripts/benchmark_decoding.py --run-dir outputs/2026-12-02/10-00-00   # a finished run's share
     python scripts/benchmark_decoding.py --multi30k ../multi30k --breakdown       # where greedy's time goes
@@ -13,6 +13,11 @@ sentences (or images) per second, the best of three passes taken in turns. Each 
 task's default network trained briefly on the task's default data, so that its outputs end at
 realistic lengths (an untrained decoder never picks the end token and always runs to the
 maximum length).
+
+The character model's sampling is timed the same way, in characters per second of one text of
+`--characters` (300, as in a run's samples): greedy, at the temperatures of a run's samples (0.5
+and 1.0), and with top-k. Its earlier sampler made one compiled call of the batch-1 model per
+character and chose the character in numpy.
 
 With `--run-dir`, the script also reads a finished run's `metrics.json` and TensorBoard events
 and reports the share of the run's time spent decoding: the per-epoch validation decoding
@@ -39,9 +44,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from taskzoo.blocks.recurrent import reset_recurrent_states  # noqa: E402
 from taskzoo.config import register_configs  # noqa: E402
 from taskzoo.data import parallel  # noqa: E402
 from taskzoo.tasks.captioning import Captioner, CaptioningTask  # noqa: E402
+from taskzoo.tasks.char_lm import CharLanguageModelTask, TextGenerator  # noqa: E402
 from taskzoo.tasks.translation import Translator, TranslationTask  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
@@ -194,6 +201,50 @@ def captioning_batches(count, batch_size, train_steps, multi30k=None):
     return captioner.generator, batches, task.cfg.task.length_penalty
 
 
+def earlier_text(model, step, vocabulary, prompt, length, temperature, top_k, seed):
+    """The character model's sampling before the compiled loop: one compiled call `step` of the
+    batch-1 model per character, the choice made in numpy. The earlier sampler traced its step
+    again for every text; here it is traced once, which favours the earlier sampler."""
+    rng = np.random.default_rng(seed)
+    reset_recurrent_states(model)
+    logits = step(vocabulary.encode(prompt)[None])[0, -1].numpy()
+    generated = []
+    for _ in range(length):
+        generated.append(reference_decoding.choose_token(logits, temperature, top_k, rng))
+        logits = step(np.array([[generated[-1]]], dtype="int32"))[0, -1].numpy()
+    return vocabulary.decode(generated)
+
+
+def report_sampling(length, train_steps, repeats=3):
+    """Characters per second of the character model's sampling (the default network, trained
+    briefly on the default text), earlier against compiled, for greedy decoding and for the
+    temperatures of the samples a run writes every epoch."""
+    task = CharLanguageModelTask(compose(["task=char_lm"]))
+    network = trained_network(task, train_steps)
+    model = task.build_model(batch_size=1)
+    model.set_weights(network.get_weights())
+    prompt = task.validation_text.split("\n", 1)[0][:40] or "\n"
+    generator = TextGenerator(model)
+    step = tf.function(lambda ids: model(ids, training=False), input_signature=[tf.TensorSpec((1, None), tf.int32)])
+    for temperature, top_k in ((0.0, None), (0.5, None), (1.0, None), (1.0, 10)):
+        decoders = {
+            "earlier": lambda: earlier_text(model, step, task.vocabulary, prompt, length, temperature, top_k, seed=1),
+            "compiled": lambda: generator.generate(task.vocabulary, prompt, length, temperature, top_k, seed=1),
+        }
+        seconds, texts = {name: [] for name in decoders}, {}
+        for decode in decoders.values():
+            decode()  # Warm-up: traces the compiled functions.
+        for _ in range(repeats):
+            for name, decode in decoders.items():
+                started = time.perf_counter()
+                texts[name] = decode()
+                seconds[name].append(time.perf_counter() - started)
+        earlier, compiled = (length / min(seconds[name]) for name in decoders)
+        search = "greedy" if temperature == 0 else f"temperature {temperature}" + (f", top-k {top_k}" if top_k else "")
+        print(f"| char_lm {task.cfg.model.cell}, one text (characters per s) | {search} | {earlier:.0f} | "
+              f"{compiled:.0f} | {compiled / earlier:.1f}x | {texts['earlier'] == texts['compiled']:.1%} | {length} |", flush=True)
+
+
 def run_share(run_dir):
     """The share of a finished run's time spent decoding, from its metrics and events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -218,6 +269,8 @@ def main():
     parser.add_argument("--sentences", type=int, default=256, help="validation examples decoded per model")
     parser.add_argument("--batch-size", type=int, default=64, help="examples per decoding batch (both decoders)")
     parser.add_argument("--train-steps", type=int, default=400, help="training steps of each model before decoding")
+    parser.add_argument("--characters", type=int, default=300,
+                        help="characters generated by the character model per text (a run's samples have 300)")
     parser.add_argument("--multi30k", help="a Multi30k directory (train.de.gz, train.en.gz, val.*, test_2016_flickr.*): "
                         "the translation model learns German -> English instead of the default generated pairs")
     parser.add_argument("--breakdown", action="store_true",
@@ -239,6 +292,7 @@ def main():
         report(label, generator, batches, length_penalty)
         if arguments.breakdown:
             greedy_breakdown(generator, batches)
+    report_sampling(arguments.characters, arguments.train_steps)
 
 
 if __name__ == "__main__":
