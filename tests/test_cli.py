@@ -155,7 +155,7 @@ def test_predict_the_class_of_a_text_from_a_finished_run(tmp_path):
     assert len(answers) == 3 and all(answer.split("\t")[0] in ("negative", "positive") for answer in answers)
     assert f"Using the newest finished run below {tmp_path / 'runs'}: {run_dir}" in batch.stderr
     warnings = [line for line in batch.stderr.splitlines() if line.startswith("Warning:")]
-    assert warnings == ["Warning: line 2: 3 of 3 words are not in the model's vocabulary; the answer rests on the others."]
+    assert warnings == ["Warning: line 2: none of its 3 words is in the model's vocabulary; the answer rests on none of them."]
     # The same answers for the same texts read from standard input.
     piped = subprocess.run([sys.executable, "-m", "taskzoo.predict", f"run_dir={run_dir}", "file=-"], cwd=tmp_path,
                            input=(tmp_path / "texts.txt").read_text(), capture_output=True, text=True)

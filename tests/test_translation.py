@@ -19,7 +19,7 @@ from taskzoo.data import parallel
 from taskzoo.data.synthetic import number_pairs
 from taskzoo.data.synthetic.number_pairs import date_pair, generate_pairs, number_pair
 from taskzoo.errors import ConfigError, DataError
-from taskzoo.tasks.base import warn_of_empty_outputs
+from taskzoo.tasks.base import warn_if_mostly_unknown, warn_of_empty_outputs
 from taskzoo.tasks.translation import TranslationTask, Translator
 
 TINY_TRANSLATION = [
@@ -610,6 +610,21 @@ def test_an_empty_output_is_flagged_on_standard_error_only(capsys):
         f"Warning: line 1, line 4: the translations are empty: {reason}",
         f"Warning: cat.png: the caption is empty: {reason}",
         f"Warning: line 1, line 2, line 3, line 4, line 5 and 2 more: the translations are empty: {reason}",
+    ]
+
+
+def test_texts_of_mostly_unknown_words_are_flagged_on_standard_error_only(capsys):
+    known = {"the", "cat"}.__contains__
+    warn_if_mostly_unknown(["the", "zzyzx", "qwrtp"], known, "line 1")
+    warn_if_mostly_unknown(["zzyzx", "qwrtp"], known, "line 2")
+    warn_if_mostly_unknown(["the", "cat", "zzyzx"], known, "line 3")  # Most words known: no warning.
+    warn_if_mostly_unknown(["the", "zzyzx"], known, "line 4")  # Half: no warning.
+    warn_if_mostly_unknown([], known, "line 5")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "Warning: line 1: 2 of 3 words are not in the model's vocabulary; the answer rests on the others.",
+        "Warning: line 2: none of its 2 words is in the model's vocabulary; the answer rests on none of them.",
     ]
 
 

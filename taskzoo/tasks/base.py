@@ -92,11 +92,11 @@ def warn_if_mostly_unknown(words, known, where):
     (`known(word)` says whether one is): the answer then rests on a few words, or on none."""
     unknown = sum(not known(word) for word in words)
     if len(words) and unknown * 2 > len(words):
-        print(
-            f"Warning: {where}: {unknown} of {len(words)} words are not in the model's vocabulary; "
-            "the answer rests on the others.",
-            file=sys.stderr,
-        )
+        if unknown == len(words):
+            what = f"none of its {len(words)} words is in the model's vocabulary; the answer rests on none of them."
+        else:
+            what = f"{unknown} of {len(words)} words are not in the model's vocabulary; the answer rests on the others."
+        print(f"Warning: {where}: {what}", file=sys.stderr)
 
 
 def warn_of_empty_outputs(texts, what, places):
