@@ -14,6 +14,7 @@ import csv
 import io
 import logging
 import pathlib
+import re
 
 import numpy as np
 
@@ -59,14 +60,28 @@ def read_captions(path):
     return dict(captions)
 
 
+# The first bytes of the image formats TensorFlow decodes; WebP is "RIFF", a size, then "WEBP".
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+
+
 def read_image(path, size):
-    """Decodes an image file (png, jpeg, bmp, gif) and resizes it to (size, size, 3) uint8."""
+    """Decodes an image file (JPEG, PNG, GIF, BMP or WebP) and resizes it to (size, size, 3) uint8.
+
+    A file of another kind is refused by its first bytes, before TensorFlow sees it; a damaged
+    file of a known kind gives TensorFlow's reason without the name of its internal function."""
     import tensorflow as tf
 
     try:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-        reason = str(error.message).strip().splitlines()[0][:120]
+        data = pathlib.Path(path).read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the image ({error.strerror}).") from None
+    if not (data.startswith(IMAGE_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")):
+        raise DataError(f"{path}: cannot read the image (not a JPEG, PNG, GIF, BMP or WebP file).")
+    try:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError as error:
+        # TensorFlow's message names the operation it failed in: {{function_node ...}} or [Op:...].
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]", "", str(error.message)).strip().splitlines()[0][:120].rstrip(". ")
         raise DataError(f"{path}: cannot read the image ({reason}).") from None
     image = tf.image.resize(image, (size, size), method="area", antialias=True)
     return np.asarray(tf.clip_by_value(tf.round(image), 0, 255), dtype=np.uint8)
