@@ -198,6 +198,38 @@ def test_bad_video_inputs_name_the_problem(tmp_path):
         video.video_entries(empty)
 
 
+def test_a_video_to_label_that_cannot_be_read_is_named_in_one_line(tmp_path):
+    # What `taskzoo-predict video=PATH` is given: a folder, an image, a feature file.
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    with pytest.raises(DataError) as error:
+        video.read_frames(folder)
+    assert str(error.value) == f"{folder}: no frame images in this folder (expected .bmp, .jpeg, .jpg, .png files)."
+
+    for index, size in enumerate([(20, 20), (20, 20), (24, 20)]):
+        Image.new("RGB", size).save(folder / f"frame_{index}.png")
+    with pytest.raises(DataError) as error:
+        video.read_frames(folder)
+    assert str(error.value) == f"{folder / 'frame_2.png'}: a frame of 24 x 20 pixels among frames of 20 x 20 (frame_0.png)."
+    (folder / "frame_2.png").unlink()
+    assert video.read_frames(folder).shape == (2, 20, 20, 3)
+
+    # One image is not a video, though an image reader could decode it as (height, width, 3).
+    with pytest.raises(DataError, match=r"frame_0.png: one image, not a video \(give a folder of frame images"):
+        video.read_frames(folder / "frame_0.png")
+
+    features = tmp_path / "features.npy"
+    features.write_text("0.1 0.2\n0.3 0.4\n")
+    with pytest.raises(DataError) as error:
+        video.read_frames(features)
+    assert str(error.value) == f"{features}: not a NumPy .npy file (it lacks the format's header)."
+    np.save(features, np.array([["a", "b"]]))
+    with pytest.raises(DataError, match=r"features.npy: expected numbers of shape \(frames, features\), got <U1 of shape \(1, 2\)"):
+        video.read_frames(features)
+    np.save(features, np.ones((3, 4), np.float64))
+    assert video.read_frames(features).dtype == np.float32
+
+
 def test_precomputed_frame_features_train_through_a_dense_projection(tmp_path):
     directory = tmp_path / "features"
     directory.mkdir()

@@ -70,21 +70,14 @@ def read_frames(path):
     3) array of RGB frames, or a float32 (time, features) array of features."""
     path = pathlib.Path(path)
     if path.suffix.lower() == FEATURE_SUFFIX:
-        try:
-            features = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise DataError(f"{path}: cannot read the feature file ({error}).") from None
-        if features.ndim != 2:
-            raise DataError(f"{path}: expected features of shape (frames, features), got {features.shape}.")
-        return features.astype(np.float32)
+        return _read_features(path)
     if path.is_dir():
-        images = sorted(
-            (child for child in path.iterdir() if child.suffix.lower() in IMAGE_SUFFIXES),
-            key=lambda child: natural_key(child.name),
-        )
-        return np.stack([_read_image(image) for image in images])
+        return _read_frame_folder(path)
     if not path.is_file():
         raise DataError(f"{path}: no such video file.")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise DataError(f"{path}: one image, not a video (give a folder of frame images, a video file or a "
+                        f"{FEATURE_SUFFIX} feature file).")
     import imageio.v3 as iio
 
     try:
@@ -96,6 +89,35 @@ def read_frames(path):
     if frames.ndim != 4 or len(frames) == 0:
         raise DataError(f"{path}: decoded to shape {frames.shape}, not a sequence of frames.")
     return to_rgb(frames)
+
+
+def _read_features(path):
+    """A float32 (time, features) array from a NumPy `.npy` file."""
+    with open(path, "rb") as file:
+        if file.read(6) != b"\x93NUMPY":
+            raise DataError(f"{path}: not a NumPy {FEATURE_SUFFIX} file (it lacks the format's header).")
+    try:
+        features = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read the feature file ({short_cause(error)}).") from None
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number):
+        raise DataError(f"{path}: expected numbers of shape (frames, features), got {features.dtype} of shape "
+                        f"{features.shape}.")
+    return features.astype(np.float32)
+
+
+def _read_frame_folder(path):
+    """The frames of a folder of images, in natural name order; all must have one size."""
+    images = sorted((child for child in path.iterdir() if child.suffix.lower() in IMAGE_SUFFIXES),
+                    key=lambda child: natural_key(child.name))
+    if not images:
+        raise DataError(f"{path}: no frame images in this folder (expected {', '.join(sorted(IMAGE_SUFFIXES))} files).")
+    frames = [_read_image(image) for image in images]
+    for image, frame in zip(images, frames):
+        if frame.shape != frames[0].shape:
+            raise DataError(f"{image}: a frame of {frame.shape[1]} x {frame.shape[0]} pixels among frames of "
+                            f"{frames[0].shape[1]} x {frames[0].shape[0]} ({images[0].name}).")
+    return np.stack(frames)
 
 
 def _read_image(path):
