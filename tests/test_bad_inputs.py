@@ -254,3 +254,20 @@ def test_a_missing_run_folder_gives_one_clear_line(tmp_path):
     with pytest.raises(TaskzooError) as raised:
         predict.predict([f"run_dir={tmp_path / 'nowhere'}", "text=hello"])
     assert_one_clear_line(raised.value, ["nowhere"])
+
+
+def test_an_input_file_without_lines_is_warned_about(tmp_path, monkeypatch, capsys):
+    from taskzoo.tasks.base import texts_to_predict
+
+    (tmp_path / "empty.txt").write_bytes(b"\xef\xbb\xbf")  # A byte-order mark and nothing else.
+    assert texts_to_predict({"file": str(tmp_path / "empty.txt")}) == ([], True)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    assert texts_to_predict({"file": "-"}) == ([], True)
+    (tmp_path / "two.txt").write_text("a fine film\n\n")
+    assert texts_to_predict({"file": str(tmp_path / "two.txt")}) == (["a fine film", ""], True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"Warning: {tmp_path / 'empty.txt'} holds no lines: there is nothing to answer.",
+        "Warning: standard input holds no lines: there is nothing to answer.",
+    ]

@@ -84,7 +84,11 @@ def texts_to_predict(options):
         content = sys.stdin.read()
     else:
         content = read_text(options["file"])
-    return content.removeprefix("\ufeff").splitlines(), True
+    lines = content.removeprefix("\ufeff").splitlines()
+    if not lines:
+        where = "standard input" if options["file"] == "-" else options["file"]
+        print(f"Warning: {where} holds no lines: there is nothing to answer.", file=sys.stderr)
+    return lines, True
 
 
 def warn_if_mostly_unknown(words, known, where):
