@@ -1,5 +1,6 @@
 """TFDS sources: read through `tfds.testing.mock_data`, and a fast clear failure offline."""
 
+import logging
 import time
 
 import pytest
@@ -22,7 +23,8 @@ def test_sentiment_reads_a_tfds_text_dataset(tiny_config, name):
     assert token_ids.shape[0] == labels.shape[0] > 0
 
 
-def test_an_unprepared_dataset_fails_fast_with_one_line(tiny_config, tmp_path):
+def test_an_unprepared_dataset_fails_fast_with_one_line(tiny_config, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     cfg = tiny_config("task.data.source=tfds", "task.data.name=imdb_reviews", f"task.data.data_dir={tmp_path}")
     start = time.perf_counter()
     with pytest.raises(DataError) as error:
@@ -31,6 +33,8 @@ def test_an_unprepared_dataset_fails_fast_with_one_line(tiny_config, tmp_path):
     message = str(error.value)
     assert "'imdb_reviews' is not prepared in" in message and "tfds build imdb_reviews" in message
     assert "\n" not in message
+    # TFDS's own lines (a folder "has no dataset_info.json", and so on) do not come before it.
+    assert [record.getMessage() for record in caplog.records if record.name == "absl"] == []
 
 
 def test_an_unknown_dataset_name(tiny_config):

@@ -1,6 +1,23 @@
 """TensorFlow Datasets, read offline: a dataset that is not prepared gives one clear line."""
 
+import contextlib
+import logging
+
 from taskzoo.errors import DataError
+
+
+@contextlib.contextmanager
+def absl_errors_only():
+    """Keeps TFDS's own log lines (the folders it looks in, the datasets it constructs) off the
+    console: they said, for instance, that a folder that does not exist has no dataset_info.json
+    just before the one line that says the dataset is not prepared."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def load_tfds_split(name, split, data_dir=None):
@@ -8,9 +25,8 @@ def load_tfds_split(name, split, data_dir=None):
     import tensorflow_datasets as tfds
 
     try:
-        return tfds.load(
-            name, split=split, data_dir=data_dir, download=False, try_gcs=False, with_info=True
-        )
+        with absl_errors_only():
+            return tfds.load(name, split=split, data_dir=data_dir, download=False, try_gcs=False, with_info=True)
     except tfds.core.registered.DatasetNotFoundError:
         raise DataError(f"TFDS has no dataset named {name!r} (task.data.name).") from None
     except AssertionError as error:
