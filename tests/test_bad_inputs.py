@@ -271,3 +271,18 @@ def test_an_input_file_without_lines_is_warned_about(tmp_path, monkeypatch, caps
         f"Warning: {tmp_path / 'empty.txt'} holds no lines: there is nothing to answer.",
         "Warning: standard input holds no lines: there is nothing to answer.",
     ]
+
+
+def test_a_picture_never_overwrites_a_file_that_is_not_a_picture(tmp_path):
+    from taskzoo.tasks.base import write_output_file
+
+    picture = b"\x89PNG\r\n\x1a\n" + b"new picture"
+    write_output_file(tmp_path / "attention.png", b"\x89PNG\r\n\x1a\n" + b"old picture")
+    write_output_file(tmp_path / "attention.png", picture)  # The same command again replaces its picture.
+    assert (tmp_path / "attention.png").read_bytes() == picture
+    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04 a saved model")
+    with pytest.raises(TaskzooError) as raised:
+        write_output_file(tmp_path / "model.keras", picture)
+    assert str(raised.value) == (f"{tmp_path / 'model.keras'}: the file exists and is not a PNG picture; nothing was "
+                                 "written over it (give another name).")
+    assert (tmp_path / "model.keras").read_bytes() == b"PK\x03\x04 a saved model"

@@ -1,5 +1,6 @@
 """The contract between a task and the shared trainer."""
 
+import pathlib
 import sys
 from typing import Callable, NamedTuple
 
@@ -127,9 +128,19 @@ def load_run_model(run_dir):
         raise DataError(f"{path}: cannot load the model ({reason[:200]}).") from None
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def write_output_file(path, data):
-    """Writes the bytes of a file that prediction produces (an attention picture); a path that
-    cannot be written gives one DataError line."""
+    """Writes the PNG picture that prediction produces (attention weights); a path that cannot be
+    written gives one DataError line. An existing file is replaced only when it is a PNG picture
+    too (the same command run again), so that a mistyped name cannot overwrite a model or a text."""
+    path = pathlib.Path(path)
+    if path.is_file():
+        with open(path, "rb") as file:
+            if file.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                raise DataError(f"{path}: the file exists and is not a PNG picture; nothing was written over it "
+                                "(give another name).")
     try:
         with open(path, "wb") as file:
             file.write(data)
