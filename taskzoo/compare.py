@@ -25,6 +25,9 @@ import sys
 
 import yaml
 
+from taskzoo.atomic import check_picture_target
+from taskzoo.errors import DataError
+
 
 def find_runs(paths):
     """The finished, tested run directories in or below the given paths, in name order, without
@@ -207,11 +210,17 @@ def main(arguments=None):
     options = parser.parse_args(arguments)
 
     runs = find_runs(options.directories)
-    rows, columns, metric, differing = table(runs)
-    sys.stdout.write(render(rows, columns, options.style or "text"))
     out = options.out or pathlib.Path(options.directories[0])
     if out.suffix != ".png":
         out = out / "curves.png"
+    if out.parent.is_file():
+        raise SystemExit(f"Error: {out.parent}: a file, not a directory for curves.png (give --out a .png name).")
+    try:
+        check_picture_target(out)
+    except DataError as error:
+        raise SystemExit(f"Error: {error}") from None
+    rows, columns, metric, differing = table(runs)
+    sys.stdout.write(render(rows, columns, options.style or "text"))
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_curves(rows, metric, differing, out)
     print(f"Sorted by {metric}; learning curves in {out}", file=sys.stderr)

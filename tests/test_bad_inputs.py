@@ -286,3 +286,18 @@ def test_a_picture_never_overwrites_a_file_that_is_not_a_picture(tmp_path):
     assert str(raised.value) == (f"{tmp_path / 'model.keras'}: the file exists and is not a PNG picture; nothing was "
                                  "written over it (give another name).")
     assert (tmp_path / "model.keras").read_bytes() == b"PK\x03\x04 a saved model"
+
+
+def test_the_gradient_plot_never_overwrites_a_file_that_is_not_its_kind_of_picture(tmp_path):
+    from taskzoo.atomic import check_picture_target
+    from taskzoo.observe import plot_time_gradients
+
+    (tmp_path / "figure.pdf").write_bytes(b"%PDF-1.4 an earlier figure")
+    check_picture_target(tmp_path / "figure.pdf")  # The same command again may replace it.
+    check_picture_target(tmp_path / "absent.png")
+    (tmp_path / "table.csv").write_text("run,accuracy\n")
+    with pytest.raises(SystemExit) as exited:
+        plot_time_gradients.main([str(tmp_path), "--out", str(tmp_path / "table.csv")])
+    assert str(exited.value) == (f"Error: {tmp_path / 'table.csv'}: the file exists and is not a picture; nothing was "
+                                 "written over it (give another name).")
+    assert (tmp_path / "table.csv").read_text() == "run,accuracy\n"

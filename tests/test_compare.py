@@ -76,6 +76,15 @@ def test_compare_runs_of_a_sweep(tmp_path):
     )
     assert markdown.returncode == 0 and markdown.stdout.startswith("| run | model | model.units |")
     assert (tmp_path / "figure.png").is_file()
+    # The curves replace an earlier picture of their name, never a file of another kind.
+    again = subprocess.run([*COMMAND, str(sweep), "--out", str(tmp_path / "figure.png")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    (tmp_path / "notes.png").write_text("my notes")
+    refused = subprocess.run([*COMMAND, str(sweep), "--out", str(tmp_path / "notes.png")], capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.strip() == (f"Error: {tmp_path / 'notes.png'}: the file exists and is not a PNG picture; "
+                                      "nothing was written over it (give another name).")
+    assert (tmp_path / "notes.png").read_text() == "my notes"
 
 
 def test_compare_runs_without_runs_says_so(tmp_path):

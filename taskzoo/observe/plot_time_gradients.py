@@ -18,6 +18,8 @@ import sys
 
 import numpy as np
 
+from taskzoo.atomic import check_picture_target
+from taskzoo.errors import DataError
 from taskzoo.observe.time_gradients import load_time_gradients
 
 
@@ -36,6 +38,10 @@ def main(arguments=None):
     parser.add_argument("--absolute", action="store_true", help="raw norms, not relative to the last step")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("time_gradients.png"))
     options = parser.parse_args(arguments)
+    try:
+        check_picture_target(options.out)
+    except DataError as error:
+        sys.exit(f"Error: {error}")
 
     panels = []
     for run_dir in options.runs:

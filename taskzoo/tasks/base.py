@@ -1,11 +1,11 @@
 """The contract between a task and the shared trainer."""
 
-import pathlib
 import sys
 from typing import Callable, NamedTuple
 
 import keras
 
+from taskzoo.atomic import check_picture_target
 from taskzoo.errors import ConfigError, DataError
 
 
@@ -128,19 +128,11 @@ def load_run_model(run_dir):
         raise DataError(f"{path}: cannot load the model ({reason[:200]}).") from None
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 def write_output_file(path, data):
     """Writes the PNG picture that prediction produces (attention weights); a path that cannot be
     written gives one DataError line. An existing file is replaced only when it is a PNG picture
     too (the same command run again), so that a mistyped name cannot overwrite a model or a text."""
-    path = pathlib.Path(path)
-    if path.is_file():
-        with open(path, "rb") as file:
-            if file.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
-                raise DataError(f"{path}: the file exists and is not a PNG picture; nothing was written over it "
-                                "(give another name).")
+    check_picture_target(path, ".png")
     try:
         with open(path, "wb") as file:
             file.write(data)
