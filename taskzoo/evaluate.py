@@ -1,39 +1,85 @@
-"""Re-scores a finished run's saved model on its validation and test splits, with the task's
-current evaluation code (for example after a decoding fix), and prints the scores as JSON.
+"""Re-scores finished runs with the task's current scoring code (for example after a decoding
+fix), and prints the scores as one line of JSON per run.
 
     taskzoo-evaluate RUN_DIR [RUN_DIR ...] [--set task.beam_size=1 ...]
+    taskzoo-evaluate multirun/2026-12-07_10-00-00          # every finished run of a sweep
+
+Each argument is a finished run or a folder with finished runs below it. The scores are those a
+task computes itself on a whole split after training, which later code can change: translation's
+BLEU, captioning's BLEU-1 to BLEU-4, the video task's edit score and segment F1, the tagger's
+unseen-word accuracy and macro-F1. Sentiment and char_lm runs have none (their scores are Keras
+metrics, in `metrics.json`), and a line on standard error says so.
 
 The run's data is rebuilt from its own `.hydra/config.yaml`; `--set` overrides a value of it
-(decoding settings such as `task.beam_size`). `metrics.json` is left as the run wrote it.
+(decoding settings such as `task.beam_size`), checked like a training run's own value.
+`metrics.json` is left as the run wrote it.
 """
 
 import argparse
 import json
 import pathlib
+import sys
 
 from taskzoo.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
 from omegaconf import OmegaConf  # noqa: E402
+from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
+from taskzoo.compare import find_runs  # noqa: E402
+from taskzoo.config import TASK_SCHEMAS, TaskzooConfig, validate_config  # noqa: E402
+from taskzoo.errors import ConfigError, one_line_errors  # noqa: E402
+from taskzoo.predict import load_run_config  # noqa: E402
 from taskzoo.tasks import build_task  # noqa: E402
-from taskzoo.tasks.base import load_run_model  # noqa: E402
+from taskzoo.tasks.base import Task, load_run_model  # noqa: E402
 
 
-def main():
+def with_overrides(cfg, task_name, overrides):
+    """The run's configuration with `overrides` (KEY=VALUE) applied. Each override is checked
+    against the schema of the run's task (its key and type) and the whole by `validate_config`
+    (its range); the run's own values are taken as they are, so that runs of earlier versions
+    can be re-scored."""
+    if task_name not in TASK_SCHEMAS:
+        raise ConfigError(f"Unknown task {task_name!r} (task.name); expected one of {sorted(TASK_SCHEMAS)}.")
+    schema = OmegaConf.structured(TaskzooConfig)
+    schema.task = OmegaConf.structured(TASK_SCHEMAS[task_name])
+    for override in overrides:
+        key, separator, _ = override.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {override!r}.")
+        try:
+            OmegaConf.merge(schema, OmegaConf.from_dotlist([override]))
+        except OmegaConfBaseException as error:
+            reason = str(error).strip().splitlines()[0]
+            raise ConfigError(f"--set {override}: {reason}.") from None
+    cfg.merge_with(OmegaConf.from_dotlist(overrides))
+    validate_config(cfg)
+    return cfg
+
+
+def evaluate_run(run_dir, overrides):
+    """The validation and test scores of one finished run, recomputed from its saved model."""
+    cfg, task_name = load_run_config(run_dir)
+    task = build_task(with_overrides(cfg, task_name, overrides))
+    if type(task).extra_metrics is Task.extra_metrics:
+        print(f"{run_dir}: {task_name} runs have no scores of their own to recompute; their Keras metrics "
+              "are in metrics.json.", file=sys.stderr)
+        return {"validation": {}, "test": {}}
+    task.datasets()
+    network = load_run_model(run_dir)
+    return {split: task.extra_metrics(network, split) for split in ("validation", "test")}
+
+
+def main(arguments=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", nargs="+", type=pathlib.Path)
+    parser.add_argument("run_dirs", nargs="+", type=pathlib.Path, help="finished runs, or folders of runs")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE, a configuration override")
-    arguments = parser.parse_args()
-    for run_dir in arguments.run_dirs:
-        cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-        cfg.merge_with(OmegaConf.from_dotlist(arguments.set))
-        task = build_task(cfg)
-        task.datasets()
-        network = load_run_model(run_dir)
-        scores = {split: task.extra_metrics(network, split) for split in ("validation", "test")}
-        print(json.dumps({"run_dir": str(run_dir), **scores}), flush=True)
+    options = parser.parse_args(arguments)
+    with one_line_errors():
+        for run_dir in find_runs(options.run_dirs):
+            scores = evaluate_run(run_dir, options.set)
+            print(json.dumps({"run_dir": str(run_dir), **scores}), flush=True)
 
 
 if __name__ == "__main__":
