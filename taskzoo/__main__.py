@@ -1,6 +1,6 @@
 """`python -m taskzoo ...`: the command line, see `taskzoo/cli.py`."""
 
-from taskzoo.cli import main
+from taskzoo.cli import command
 
 if __name__ == "__main__":
-    main()
+    command()

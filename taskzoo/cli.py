@@ -10,7 +10,7 @@ import_tensorflow_quietly()
 
 import hydra  # noqa: E402
 
-from taskzoo.config import register_configs  # noqa: E402
+from taskzoo.config import check_setting_names, register_configs  # noqa: E402
 from taskzoo.errors import one_line_errors  # noqa: E402
 from taskzoo.rundir import sweep_job_errors  # noqa: E402
 
@@ -33,3 +33,14 @@ def main(cfg):
     with sweep_job_errors():
         results = train.run(cfg)
     return train.objective(results)
+
+
+def command():
+    """The `taskzoo` command (and `python -m taskzoo`): a setting that does not exist, often a
+    misspelt one, is refused in one line with the setting meant before Hydra composes anything;
+    then Hydra's command line runs `main`."""
+    import sys
+
+    with one_line_errors():
+        check_setting_names(sys.argv[1:])
+    main()

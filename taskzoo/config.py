@@ -517,6 +517,71 @@ def register_configs():
         config_store.store(group="schema/task", name=task_name, node=schema, package="task")
 
 
+# The groups of settings an override such as `trainer.lr=0.1` is checked in before Hydra runs.
+SETTING_GROUPS = ("task", "model", "trainer", "observe")
+
+
+@functools.cache
+def setting_keys():
+    """Every setting's dotted key, and whether it holds a value (not a group of settings): the
+    model's, the trainer's and the observers', and each task's under `task.` (a key that some
+    task's schema defines)."""
+    schema = OmegaConf.structured(TaskzooConfig)
+    nodes = {group: OmegaConf.to_container(schema[group]) for group in ("model", "trainer", "observe")}
+    nodes["task"] = {}
+    for task_schema in TASK_SCHEMAS.values():
+        _merge_keys(nodes["task"], OmegaConf.to_container(OmegaConf.structured(task_schema)))
+
+    def flatten(prefix, node):
+        for name, value in node.items():
+            yield f"{prefix}.{name}", not isinstance(value, dict)
+            if isinstance(value, dict):
+                yield from flatten(f"{prefix}.{name}", value)
+
+    return dict(entry for group, node in nodes.items() for entry in flatten(group, node))
+
+
+def _merge_keys(into, node):
+    for name, value in node.items():
+        if isinstance(value, dict):
+            _merge_keys(into.setdefault(name, {}), value)
+        else:
+            into.setdefault(name, value)
+
+
+def check_setting_names(arguments):
+    """Refuses an override of a setting that no schema defines (`trainer.lr=0.1`) with one line
+    that suggests the setting meant; Hydra's own message would offer to add the key with `+`,
+    which the schema then refuses too. Only plain KEY=VALUE overrides of the settings' groups
+    are checked, and task settings against every task's schema, since an experiment may choose
+    the task."""
+    import difflib
+
+    known = setting_keys()
+    for argument in arguments:
+        key, separator, _ = argument.partition("=")
+        if not separator or argument.startswith(("-", "+", "~")) or "." not in key:
+            continue
+        group = key.split(".")[0]
+        if group not in SETTING_GROUPS:
+            meant = difflib.get_close_matches(group, SETTING_GROUPS, n=1, cutoff=0.7)
+            if meant:
+                raise ConfigError(f"{key} is not a setting; did you mean {meant[0]}{key[len(group):]}?")
+            continue
+        parts = key.split(".")
+        # A setting, or an element of a setting that holds a list (task.cnn_filters.0).
+        if key in known or any(known.get(".".join(parts[:end])) for end in range(2, len(parts))):
+            continue
+        parent, _, leaf = key.rpartition(".")
+        siblings = sorted(name for name in known if name.rpartition(".")[0] == parent)
+        # An abbreviation ("lr" for learning_rate) or the start of a name, else a near spelling.
+        meant = [name for name in siblings if leaf == "".join(word[:1] for word in name.rpartition(".")[2].split("_"))
+                 or name.rpartition(".")[2].startswith(leaf)]
+        meant = meant or difflib.get_close_matches(key, siblings or sorted(known), n=1, cutoff=0.6)
+        suggestion = f"; did you mean {meant[0]}?" if meant else ""
+        raise ConfigError(f"{key} is not a setting{suggestion} (`taskzoo --cfg job` prints every setting of a run).")
+
+
 _ABSENT = object()
 
 

@@ -122,6 +122,14 @@ def test_bad_input_is_one_message_before_any_output(tmp_path, arguments, message
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_a_misspelt_setting_is_one_line_naming_the_setting_meant(tmp_path):
+    result = run_cli(["trainer.lr=0.1", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("Error: trainer.lr is not a setting; did you mean trainer.learning_rate? "
+                                     "(`taskzoo --cfg job` prints every setting of a run).")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_a_wrong_type_fails_before_any_training(tmp_path):
     result = run_cli(["model.units=abc", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)

@@ -1,6 +1,9 @@
 """Every configuration composes; wrong types, unknown keys and impossible values fail clearly."""
 
 import importlib.resources
+import pathlib
+import re
+import shlex
 import types
 
 import pytest
@@ -9,7 +12,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from conftest import compose_config
-from taskzoo.config import validate_config
+from taskzoo.config import check_setting_names, validate_config
 from taskzoo.errors import ConfigError
 
 
@@ -127,3 +130,40 @@ def test_an_unknown_choice_is_refused_with_the_names_of_the_one_definition():
         RecurrentStack("lstmm", units=4)
     with pytest.raises(ConfigError, match="expected one of 'auto', 'one_device', 'mirrored', 'multi_worker', 'tpu'"):
         distribute.build_strategy(types.SimpleNamespace(strategy="cloud"))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.lr=0.1", "trainer.lr is not a setting; did you mean trainer.learning_rate?"),
+        ("model.unit=8,16", "model.unit is not a setting; did you mean model.units?"),
+        ("model.dropot=0.1", "model.dropot is not a setting; did you mean model.dropout?"),
+        ("task.beam=3", "task.beam is not a setting; did you mean task.beam_size?"),
+        ("task.data.sorce=files", "task.data.sorce is not a setting; did you mean task.data.source?"),
+        ("trainr.epochs=3", "trainr.epochs is not a setting; did you mean trainer.epochs?"),
+        ("model.xyzzy=1", "model.xyzzy is not a setting (`taskzoo --cfg job` prints every setting of a run)."),
+    ],
+)
+def test_a_setting_that_does_not_exist_is_refused_with_the_one_meant(override, message):
+    with pytest.raises(ConfigError) as raised:
+        check_setting_names(["-m", "task=translation", override])
+    assert str(raised.value).startswith(message)
+
+
+def test_every_override_the_docs_show_names_a_setting():
+    # The commands of the README and the docs: none is refused (task settings are checked against
+    # every task's schema, since an experiment may choose the task).
+    root = pathlib.Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    lines = [line for page in pages for line in page.read_text().splitlines()]
+    # Commands on lines of their own (in code blocks), and in `code spans` of the text.
+    commands = [line.split(" #")[0].rstrip(" \\") for line in lines if re.match(r"\s*(taskzoo|python -m taskzoo) ", line)]
+    commands += [span for line in lines for span in re.findall(r"`((?:taskzoo|python -m taskzoo) [^`]+)`", line)]
+    # An optional override is written in brackets: [task.data.labels=FILE].
+    overrides = [word[1:].rstrip("]") if word.startswith("[") else word
+                 for line in commands for word in shlex.split(line) if "=" in word]
+    assert len(overrides) > 100
+    check_setting_names(overrides)
+    # Hydra's own arguments and the group choices pass as they are.
+    check_setting_names(["-m", "--cfg", "job", "hydra.run.dir=runs/x", "+experiment=char_lm_cells", "~observe",
+                         "task.cnn_filters=[8,16]", "task.cnn_filters.0=4", "hydra.sweeper.params.x=1"])
