@@ -236,6 +236,10 @@ class GracefulStop(keras.callbacks.Callback):
         super().__init__()
         self.received = None
         self.previous_handlers = {}
+        # Whether the epoch in progress has run its last training step (its validation began),
+        # and whether the signal came before that: only then is the epoch cut short.
+        self.epoch_trained = False
+        self.cut_an_epoch = False
 
     def install(self):
         for number in self.SIGNALS:
@@ -250,6 +254,7 @@ class GracefulStop(keras.callbacks.Callback):
         if self.received is not None:
             os._exit(128 + number)
         self.received = signal.Signals(number).name
+        self.cut_an_epoch = not self.epoch_trained
         print(
             f"\n{self.received} received: stopping after this step and saving "
             "(send it again to exit at once).",
@@ -258,6 +263,14 @@ class GracefulStop(keras.callbacks.Callback):
         )
         if self.model is not None:
             self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_trained = False
+
+    def on_test_begin(self, logs=None):
+        # Validation follows the epoch's last training step: a signal from here on stops the run
+        # after a whole epoch, which its end-of-epoch callbacks (the backup) then keep.
+        self.epoch_trained = True
 
     def on_train_batch_end(self, batch, logs=None):
         if self.received is not None:

@@ -172,8 +172,9 @@ class Run:
         )
 
     def cut_short(self):
-        """Whether the epoch in progress was cut short by a stop signal or a non-finite loss."""
-        return self.stopper.received is not None or self.non_finite.failure is not None
+        """Whether the epoch in progress was cut short by a stop signal before its last training
+        step, or by a non-finite loss."""
+        return self.stopper.cut_an_epoch or self.non_finite.failure is not None
 
     # Train.
 

@@ -310,21 +310,26 @@ def test_a_deterministic_run_resumes_to_the_same_result_whenever_it_is_interrupt
     uninterrupted = final_state(tmp_path / "uninterrupted")
     assert uninterrupted[0]["epochs_completed"] == 4
 
-    moments = [("mid-epoch", "sigterm"), ("mid-epoch", "crash"), ("between epochs", "crash"), ("validation", "crash")]
+    moments = [("mid-epoch", "sigterm"), ("mid-epoch", "crash"), ("between epochs", "crash"), ("validation", "crash"),
+               ("validation", "sigterm")]
     if task_name == "video":
         moments = moments[1:3]  # The finite dataset: one crash in an epoch and one between epochs.
+    # The epochs each interruption leaves whole: a crash loses the epoch in progress; a stop signal
+    # during the third epoch's validation comes after its last training step, so that epoch is kept.
+    kept = {"mid-epoch": 1, "between epochs": 2, "validation": 2}
     for moment, kind in moments:
         run_dir = tmp_path / f"{moment}-{kind}".replace(" ", "-")
         error = run_in_process(cfg, run_dir, monkeypatch, Fault(moment, kind))
         assert error is not None, (moment, kind)
+        whole = kept[moment] + (moment == "validation" and kind == "sigterm")
         if kind == "sigterm":
             # The interrupted run says how far it got; its best epoch is a whole epoch.
             interrupted = json.loads((run_dir / "metrics.json").read_text())
-            assert interrupted["stop_reason"] == "interrupted" and interrupted["epochs_completed"] == 1
-            assert interrupted["best_epoch"] is not None and interrupted["best_epoch"] <= 1
-        # Resumed from the last completed epoch: the epoch in progress is replayed.
+            assert interrupted["stop_reason"] == "interrupted" and interrupted["epochs_completed"] == whole
+            assert interrupted["best_epoch"] is not None and interrupted["best_epoch"] <= whole
+        # Resumed from the last whole epoch: an epoch in progress is replayed.
         backup = json.loads((run_dir / "backup" / "state.json").read_text())
-        assert backup["epoch"] == (1 if moment == "mid-epoch" else 2), (moment, kind)
+        assert backup["epoch"] == whole, (moment, kind)
         assert run_in_process(cfg, run_dir, monkeypatch) is None
         assert_same_run(final_state(run_dir), uninterrupted)
 
