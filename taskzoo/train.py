@@ -291,6 +291,7 @@ class Run:
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
 
         test = ", ".join(f"{name} {value:.4f}" for name, value in results["test"].items())
-        print(f"Test: {test} | {results['epochs_completed']} epochs in {results['train_seconds']:.0f} s")
+        epochs = results["epochs_completed"]
+        print(f"Test: {test} | {epochs} epoch{'s' if epochs != 1 else ''} in {results['train_seconds']:.0f} s")
         print(f"Run directory: {run_dir}")
         return results
