@@ -13,6 +13,7 @@
 - `GracefulStop`: the first SIGINT (Ctrl-C) or SIGTERM (what a cluster sends before preemption)
   stops training after the current step; a second one exits at once.
 - `StopOnNonFiniteLoss` stops at the first step whose loss is NaN or infinite and says where.
+- `keep_run_settings`: a backup resumes only under the settings it was trained with.
 """
 
 import json
@@ -29,8 +30,13 @@ import numpy as np
 import tensorflow as tf
 
 from taskzoo.atomic import write_json_atomic
+from taskzoo.errors import ConfigError
 
 STATE_FILE = "state.json"
+SETTINGS_FILE = "settings.json"
+# What a resumed run may change: how long it trains and what it logs.
+RESUMABLE_CHANGES = ("trainer.epochs", "trainer.max_minutes", "trainer.verbose", "trainer.log_every_n_steps",
+                     "trainer.backup_every_n_steps", "observe.")
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +97,14 @@ class Backup(keras.callbacks.Callback):
         state = self.pending
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(self.directory / state["weights"])
+        try:
+            self.model.load_weights(self.directory / state["weights"])
+        except ValueError as error:  # Shapes or layers that differ: a model of other settings.
+            reason = " ".join(str(error).split())[:160]
+            raise ConfigError(
+                f"{self.directory}: the backup does not fit this model ({reason}); the command that started the "
+                "run resumes it, or choose another hydra.run.dir."
+            ) from None
         for variable, value in zip(random_states(self.model), state.get("random_states", [])):
             variable.assign(np.asarray(value, dtype=variable.dtype))
         # Keras' own BackupAndRestore resumes the same way: fit() starts at this epoch.
@@ -188,6 +201,54 @@ class Backup(keras.callbacks.Callback):
             for name in (previous["weights"], (previous.get("best") or {}).get("weights")):
                 if name:
                     (directory / name).unlink(missing_ok=True)
+
+
+def keep_run_settings(run_dir, cfg, record=True):
+    """Guards the settings of an interrupted run that a backup in `run_dir` would resume.
+
+    A run with no backup to resume records its settings in `backup/settings.json`, with a copy of
+    Hydra's `.hydra/` files (when `record`: the chief of a multi-worker run). A run that would
+    resume a backup must have the same settings, except how long it trains and what it logs
+    (`RESUMABLE_CHANGES`). Otherwise nothing is resumed: the interrupted run's `.hydra/` files,
+    which the new command has just written over, are put back, and a ConfigError names the
+    settings that differ. A backup of an earlier version, with no settings recorded, resumes."""
+    from omegaconf import OmegaConf
+
+    run_dir = pathlib.Path(run_dir)
+    backup, hydra_dir = run_dir / "backup", run_dir / ".hydra"
+    current = dict(_flat("", OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)))
+    if (backup / STATE_FILE).is_file():
+        if not (backup / SETTINGS_FILE).is_file():
+            return
+        recorded = json.loads((backup / SETTINGS_FILE).read_text())
+        differing = [key for key in sorted(set(recorded) | set(current))
+                     if recorded.get(key) != current.get(key) and not key.startswith(RESUMABLE_CHANGES)]
+        if differing:
+            for saved in sorted((backup / "hydra").glob("*.yaml")):
+                (hydra_dir / saved.name).write_bytes(saved.read_bytes())
+            details = "; ".join(f"{key}={recorded.get(key)}, not {current.get(key)}" for key in differing[:3])
+            more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
+            raise ConfigError(
+                f"{run_dir} holds an interrupted run with other settings ({details}{more}); the command "
+                f"that started it resumes it (its settings: {hydra_dir / 'overrides.yaml'}), or choose another "
+                "hydra.run.dir."
+            )
+        return
+    if record:
+        (backup / "hydra").mkdir(parents=True, exist_ok=True)
+        for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+            if (hydra_dir / name).is_file():
+                (backup / "hydra" / name).write_bytes((hydra_dir / name).read_bytes())
+        write_json_atomic(backup / SETTINGS_FILE, current)
+
+
+def _flat(prefix, node):
+    """(dotted key, value) of every value in nested dicts; lists are values."""
+    for name, value in node.items():
+        if isinstance(value, dict):
+            yield from _flat(f"{prefix}{name}.", value)
+        else:
+            yield f"{prefix}{name}", value
 
 
 def random_states(model):

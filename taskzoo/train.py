@@ -20,7 +20,7 @@ from taskzoo.observe.gradients import GradientNormModel
 from taskzoo.observe.tensorboard import tensorboard_callbacks
 from taskzoo.observe.time_gradients import longest_batch
 from taskzoo.quiet import run_first_operations_quietly
-from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss, continue_data
+from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss, continue_data, keep_run_settings
 from taskzoo.tasks import build_task, main_metric
 from taskzoo.atomic import save_model_atomic, write_json_atomic
 from taskzoo.optimization import build_optimizer, learning_rate_callbacks
@@ -117,6 +117,7 @@ class Run:
 
     def prepare(self):
         trainer = self.trainer
+        keep_run_settings(self.run_dir, self.cfg, record=self.chief)
         keras.backend.clear_session()
         keras.utils.set_random_seed(trainer.seed)
         if trainer.deterministic:

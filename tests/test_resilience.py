@@ -15,8 +15,8 @@ import pytest
 
 from conftest import TINY, compose_config, event_values, run_cli
 from taskzoo import train
-from taskzoo.errors import TrainingError
-from taskzoo.resilience import GracefulStop
+from taskzoo.errors import ConfigError, TrainingError
+from taskzoo.resilience import Backup, GracefulStop, keep_run_settings
 from taskzoo.tasks.sentiment import SentimentTask
 
 # A sentiment run slow enough to be caught mid-training: 12 epochs of 10 steps.
@@ -352,3 +352,42 @@ def test_a_crash_while_saving_the_model_keeps_the_best_epoch_on_resume(tmp_path,
     assert not (run_dir / "model.keras").exists() and not (run_dir / "metrics.json").exists()
     assert run_in_process(cfg, run_dir, monkeypatch) is None
     assert_same_run(final_state(run_dir), uninterrupted)
+
+
+def test_a_backup_resumes_only_under_the_settings_it_was_trained_with(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- model.units=8\n")
+    cfg = compose_config("task=sentiment", *TINY)
+    keep_run_settings(run_dir, cfg)  # A fresh run records its settings and Hydra's files.
+    (run_dir / "backup" / "state.json").write_text("{}")  # It was interrupted after a backup.
+
+    # How long it trains and what it logs may change on resume; nothing else may.
+    keep_run_settings(run_dir, compose_config("task=sentiment", *TINY, "trainer.epochs=9", "observe.every_n_steps=5"))
+    # The new command has written its own files over Hydra's; refusing puts the run's back.
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- model.units=16\n")
+    other = compose_config("task=sentiment", *TINY, "model.units=16", "trainer.learning_rate=0.01")
+    with pytest.raises(ConfigError) as raised:
+        keep_run_settings(run_dir, other)
+    assert str(raised.value) == (
+        f"{run_dir} holds an interrupted run with other settings (model.units=8, not 16; trainer.learning_rate=0.003, "
+        f"not 0.01); the command that started it resumes it (its settings: {run_dir / '.hydra' / 'overrides.yaml'}), "
+        "or choose another hydra.run.dir.")
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == "- model.units=8\n"
+
+
+def test_a_backup_that_does_not_fit_the_model_is_one_line(tmp_path):
+    # A backup of an earlier version records no settings: loading it into another model fails.
+    def model(units):
+        network = keras.Sequential([keras.Input((3,)), keras.layers.Dense(units)])
+        network.compile(optimizer="adam", loss="mse")
+        return network
+
+    saved = Backup(tmp_path / "backup")
+    saved.set_model(model(4))
+    saved.on_train_begin()
+    saved.save()
+    resumed = Backup(tmp_path / "backup")
+    resumed.set_model(model(8))
+    with pytest.raises(ConfigError, match=r"backup: the backup does not fit this model \(.*\); the command that started"):
+        resumed.on_train_begin()
