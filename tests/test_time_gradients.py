@@ -212,3 +212,22 @@ def test_an_exploding_gradient_raises_the_alarm_in_real_training(tmp_path, caplo
     assert len(alarms) == 1 and alarms[0].startswith("Exploding gradient at step 10 (epoch 1, batch 10)")
     entries = event_values(tmp_path / "train", "alarms")
     assert [step for step, _ in entries] == [10] and entries[0][1] == alarms[0]
+
+
+def test_the_plot_draws_runs_measured_many_times_and_once(tmp_path, recwarn):
+    from taskzoo.observe import plot_time_gradients
+
+    rng = np.random.default_rng(5)
+    inputs, targets = rng.normal(size=(16, 6, 3)).astype("float32"), rng.integers(0, 2, 16)
+    for name, every_n_steps in (("often", 1), ("once", 1000)):
+        keras.utils.set_random_seed(5)
+        model = GradientNormModel(stack_network("lstm", num_layers=1))
+        model.compile(optimizer="adam", loss=LOSS)
+        logger = TimeGradientLogger(tmp_path / name, (inputs[:8], targets[:8]), LOSS, every_n_steps=every_n_steps)
+        model.fit(inputs, targets, batch_size=8, epochs=1, callbacks=[logger], verbose=0)
+    assert load_time_gradients(tmp_path / "once" / "time_gradients.npz")["steps"].tolist() == [0]
+
+    plot_time_gradients.main([str(tmp_path / "often"), str(tmp_path / "once"), "--out", str(tmp_path / "flow.png")])
+    assert (tmp_path / "flow.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A run measured once is a column one step wide, not a warning about a singular axis.
+    assert [str(warning.message) for warning in recwarn if "singular" in str(warning.message)] == []

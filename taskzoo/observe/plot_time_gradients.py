@@ -69,9 +69,11 @@ def main(arguments=None):
     low, high = np.percentile(finite, 1), finite.max()
     figure, axes = plt.subplots(1, len(panels) + 1, figsize=(4.4 * (len(panels) + 1), 3.8), layout="constrained")
     for axis, (title, steps, image) in zip(axes, panels):
+        # A run measured once (a short run) gets a column one step wide.
+        first, last = (steps[0], steps[-1]) if steps[-1] > steps[0] else (steps[0] - 0.5, steps[0] + 0.5)
         shown = axis.imshow(
             np.clip(image, low, high), aspect="auto", cmap="viridis", vmin=low, vmax=high,
-            extent=(steps[0], steps[-1], image.shape[0] + 0.5, 0.5), interpolation="nearest",
+            extent=(first, last, image.shape[0] + 0.5, 0.5), interpolation="nearest",
         )
         axis.set_title(title, fontsize=9)
         axis.set_xlabel("training step")
