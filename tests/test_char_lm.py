@@ -15,7 +15,9 @@ from taskzoo import predict, train
 from taskzoo.blocks.recurrent import reset_recurrent_states
 from taskzoo.data import characters
 from taskzoo.errors import ConfigError, DataError
-from taskzoo.tasks.char_lm import CharLanguageModelTask, StateResets, TextGenerator, generate, score
+from taskzoo.tasks.char_lm import (
+    CharLanguageModelTask, StateResets, TextGenerator, generate, score, warn_of_unknown_characters,
+)
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
@@ -287,3 +289,17 @@ def test_predict_from_the_command_line(tmp_path, capsys):
     # A folder with the run below it: the run answers, and a line says which.
     predict.predict([f"run_dir={tmp_path}", "score=ab"])
     assert f"Using the newest finished run below {tmp_path}: {run_dir}" in capsys.readouterr().err
+
+
+def test_characters_the_training_text_lacked_are_warned_about(capsys):
+    vocabulary = characters.CharacterVocabulary.from_text("the cat sat")
+    warn_of_unknown_characters("the cat", vocabulary, "prompt")
+    warn_of_unknown_characters("the café €", vocabulary, "line 2")
+    warn_of_unknown_characters("".join(chr(code) for code in range(0x41, 0x41 + 12)), vocabulary, "score")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "Warning: line 2: characters the model never saw in training (f é €); it reads each as one unknown character.",
+        "Warning: score: characters the model never saw in training (A B C D E F G H I J and 2 more); it reads each "
+        "as one unknown character.",
+    ]

@@ -21,6 +21,7 @@ carrying its state forward; `vocabulary.json` maps ids to characters.
 """
 
 import math
+import sys
 
 import keras
 import numpy as np
@@ -163,16 +164,19 @@ class CharLanguageModelTask(Task):
             if len(options) > 1:
                 raise ConfigError(f"file= goes alone; it does not take {sorted(set(options) - {'file'})}.")
             texts, _ = texts_to_predict(options)
-            for text in texts:
+            for number, text in enumerate(texts, start=1):
+                warn_of_unknown_characters(text, vocabulary, f"line {number}")
                 print(f"{score(model, vocabulary, text)[1]:.4f}" if len(text) >= 2 else "")
             return
         if "score" in options:
             if len(options) > 1:
                 raise ConfigError(f"score= goes alone; it does not take {sorted(set(options) - {'score'})}.")
+            warn_of_unknown_characters(options["score"], vocabulary, "score")
             log_probability, bits = score(model, vocabulary, options["score"])
             print(f"log-probability: {log_probability:.4f} nats ({log_probability / math.log(2):.4f} bits)")
             print(f"bits per character: {bits:.4f}")
             return
+        warn_of_unknown_characters(options.get("prompt", ""), vocabulary, "prompt")
         text = generate(
             model,
             vocabulary,
@@ -183,6 +187,16 @@ class CharLanguageModelTask(Task):
             seed=options.get("seed"),
         )
         print(options.get("prompt", "") + text)
+
+
+def warn_of_unknown_characters(text, vocabulary, where):
+    """Warns on standard error when `text` holds characters the training text did not: the model
+    reads each of them as one unknown character, so its answer says little about them."""
+    unknown = sorted({character for character in text if character not in vocabulary.index})
+    if unknown:
+        shown = " ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        print(f"Warning: {where}: characters the model never saw in training ({shown}); it reads each as one "
+              "unknown character.", file=sys.stderr)
 
 
 class StateResets(keras.callbacks.Callback):
