@@ -558,6 +558,9 @@ def check_setting_names(arguments):
     import difflib
 
     known = setting_keys()
+    # The task's schema checks task values when the command names one task, else every task's.
+    chosen = [argument.partition("=")[2] for argument in arguments if argument.startswith("task=")]
+    tasks = chosen if len(chosen) == 1 and chosen[0] in TASK_SCHEMAS else list(TASK_SCHEMAS)
     for argument in arguments:
         key, separator, _ = argument.partition("=")
         if not separator or argument.startswith(("-", "+", "~")) or "." not in key:
@@ -571,6 +574,8 @@ def check_setting_names(arguments):
         parts = key.split(".")
         # A setting, or an element of a setting that holds a list (task.cnn_filters.0).
         if key in known or any(known.get(".".join(parts[:end])) for end in range(2, len(parts))):
+            if known.get(key):
+                _check_value(argument, tasks)
             continue
         parent, _, leaf = key.rpartition(".")
         siblings = sorted(name for name in known if name.rpartition(".")[0] == parent)
@@ -580,6 +585,44 @@ def check_setting_names(arguments):
         meant = meant or difflib.get_close_matches(key, siblings or sorted(known), n=1, cutoff=0.6)
         suggestion = f"; did you mean {meant[0]}?" if meant else ""
         raise ConfigError(f"{key} is not a setting{suggestion} (`taskzoo --cfg job` prints every setting of a run).")
+
+
+def _check_value(override, tasks):
+    """Refuses, in one line, a value that the setting's type cannot take (`model.units=abc`,
+    `model.cell=lstmm`, each value of a sweep `model.units=8,abc`); a task setting only when none
+    of the `tasks`' schemas takes it. Values are read by Hydra's own parser; other sweeps
+    (`range(...)`) and interpolations are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        parsed = OverridesParser.create().parse_override(override)
+    except HydraException:
+        return  # Hydra reports its own grammar's errors.
+    key, value = parsed.key_or_group, parsed.value()
+    if parsed.is_sweep_override() and not isinstance(value, ChoiceSweep):
+        return
+    values = value.list if isinstance(value, ChoiceSweep) else [value]
+    if any(isinstance(each, str) and "${" in each for each in values):
+        return
+    group = key.split(".")[0]
+    roots = [OmegaConf.structured(TASK_SCHEMAS[name]) for name in tasks] if group == "task" else \
+        [OmegaConf.structured(TaskzooConfig)[group]]
+    inner = key.split(".", 1)[1]
+    roots = [root for root in roots if OmegaConf.select(root, inner, default=_ABSENT) is not _ABSENT]
+    for each in values:
+        reasons = []
+        for root in roots:
+            try:
+                OmegaConf.update(root.copy(), inner, each, merge=True)
+                break
+            except OmegaConfBaseException as error:
+                reasons.append(str(error).strip().splitlines()[0])
+        else:
+            if reasons:
+                raise ConfigError(f"{override}: {reasons[0]}.")
 
 
 _ABSENT = object()

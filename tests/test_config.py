@@ -150,6 +150,33 @@ def test_a_setting_that_does_not_exist_is_refused_with_the_one_meant(override, m
     assert str(raised.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["model.units=abc"], "model.units=abc: Value 'abc' of type 'str' could not be converted to Integer."),
+        (["-m", "model.units=8,abc"], "model.units=8,abc: Value 'abc' of type 'str' could not be converted to Integer."),
+        (["model.cell=lstmm"], "model.cell=lstmm: Invalid value 'lstmm', expected one of [rnn, lstm, gru]."),
+        (["model.bidirectional=maybe"], "model.bidirectional=maybe: Value 'maybe' is not a valid bool (type str)."),
+        # The named task's choices; without a task, a value no task takes.
+        (["task=char_lm", "task.data.source=synthetic"],
+         "task.data.source=synthetic: Invalid value 'synthetic', expected one of [stdlib, tfds, files]."),
+        (["task.pooling=avg"], "task.pooling=avg: Invalid value 'avg', expected one of [last, mean, max]."),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_one_line_before_hydra_runs(arguments, message):
+    with pytest.raises(ConfigError) as raised:
+        check_setting_names(arguments)
+    assert str(raised.value) == message
+
+
+def test_values_hydra_reads_its_own_way_pass():
+    # Sweeps of good values, other sweeps, null, lists, text with a colon, interpolations, and a
+    # value that only another task takes (an experiment may choose that task).
+    check_setting_names(["-m", "model.units=8,16", "model.units=range(8,32,8)", "trainer.max_minutes=null",
+                         "task.cnn_filters=[8,16]", "task.sample_prompt=ROMEO:", "trainer.verbose=auto",
+                         "trainer.learning_rate=${trainer.batch_size}", "task.data.source=stdlib"])
+
+
 def test_every_override_the_docs_show_names_a_setting():
     # The commands of the README and the docs: none is refused (task settings are checked against
     # every task's schema, since an experiment may choose the task).
