@@ -575,7 +575,7 @@ def check_setting_names(arguments):
         # A setting, or an element of a setting that holds a list (task.cnn_filters.0).
         if key in known or any(known.get(".".join(parts[:end])) for end in range(2, len(parts))):
             if known.get(key):
-                _check_value(argument, tasks)
+                check_override(argument, tasks)
             continue
         parent, _, leaf = key.rpartition(".")
         siblings = sorted(name for name in known if name.rpartition(".")[0] == parent)
@@ -587,31 +587,43 @@ def check_setting_names(arguments):
         raise ConfigError(f"{key} is not a setting{suggestion} (`taskzoo --cfg job` prints every setting of a run).")
 
 
-def _check_value(override, tasks):
-    """Refuses, in one line, a value that the setting's type cannot take (`model.units=abc`,
-    `model.cell=lstmm`, each value of a sweep `model.units=8,abc`); a task setting only when none
-    of the `tasks`' schemas takes it. Values are read by Hydra's own parser; other sweeps
-    (`range(...)`) and interpolations are left to Hydra."""
+def override_values(override):
+    """(key, values) of a KEY=VALUE override as Hydra's own parser reads it: one value, or each
+    value of a simple sweep (`8,16`); values None for what Hydra reads specially (other sweeps
+    such as `range(...)`, interpolations) or cannot parse (Hydra reports its own grammar's errors)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep
     from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     try:
         parsed = OverridesParser.create().parse_override(override)
     except HydraException:
-        return  # Hydra reports its own grammar's errors.
-    key, value = parsed.key_or_group, parsed.value()
+        return override.partition("=")[0], None
+    value = parsed.value()
     if parsed.is_sweep_override() and not isinstance(value, ChoiceSweep):
-        return
+        return parsed.key_or_group, None
     values = value.list if isinstance(value, ChoiceSweep) else [value]
     if any(isinstance(each, str) and "${" in each for each in values):
+        return parsed.key_or_group, None
+    return parsed.key_or_group, values
+
+
+def check_override(override, tasks):
+    """Refuses, in one line, a setting or value that the schema cannot take (`model.units=abc`,
+    `model.cell=lstmm`, each value of a sweep `model.units=8,abc`); a task setting only when none
+    of the `tasks`' schemas takes it. What `override_values` leaves to Hydra passes."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    key, values = override_values(override)
+    if values is None:
         return
-    group = key.split(".")[0]
-    roots = [OmegaConf.structured(TASK_SCHEMAS[name]) for name in tasks] if group == "task" else \
-        [OmegaConf.structured(TaskzooConfig)[group]]
-    inner = key.split(".", 1)[1]
-    roots = [root for root in roots if OmegaConf.select(root, inner, default=_ABSENT) is not _ABSENT]
+    group, _, inner = key.partition(".")
+    if group == "task":
+        roots = [OmegaConf.structured(TASK_SCHEMAS[name]) for name in tasks]
+        # The schemas that define the setting; when none does, the first says so.
+        roots = [root for root in roots if OmegaConf.select(root, inner, default=_ABSENT) is not _ABSENT] or roots[:1]
+    else:
+        roots, inner = [OmegaConf.structured(TaskzooConfig)], key
     for each in values:
         reasons = []
         for root in roots:
@@ -621,8 +633,7 @@ def _check_value(override, tasks):
             except OmegaConfBaseException as error:
                 reasons.append(str(error).strip().splitlines()[0])
         else:
-            if reasons:
-                raise ConfigError(f"{override}: {reasons[0]}.")
+            raise ConfigError(f"{override}: {reasons[0]}.")
 
 
 _ABSENT = object()

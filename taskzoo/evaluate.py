@@ -25,10 +25,9 @@ from taskzoo.quiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 
 from omegaconf import OmegaConf  # noqa: E402
-from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
 from taskzoo.compare import find_runs  # noqa: E402
-from taskzoo.config import TASK_SCHEMAS, TaskzooConfig, validate_config  # noqa: E402
+from taskzoo.config import TASK_SCHEMAS, check_override, override_values, validate_config  # noqa: E402
 from taskzoo.errors import ConfigError, one_line_errors  # noqa: E402
 from taskzoo.predict import load_run_config  # noqa: E402
 from taskzoo.tasks import build_task  # noqa: E402
@@ -36,24 +35,24 @@ from taskzoo.tasks.base import Task, load_run_model  # noqa: E402
 
 
 def with_overrides(cfg, task_name, overrides):
-    """The run's configuration with `overrides` (KEY=VALUE) applied. Each override is checked
-    against the schema of the run's task (its key and type) and the whole by `validate_config`
-    (its range); the run's own values are taken as they are, so that runs of earlier versions
-    can be re-scored."""
+    """The run's configuration with `overrides` (KEY=VALUE) applied, each read and checked as the
+    command line reads and checks a training run's own (`check_override`: the setting and its
+    type in the run's task's schema), then the whole by `validate_config` (the ranges). The
+    run's own values are taken as they are, so that runs of earlier versions can be re-scored."""
     if task_name not in TASK_SCHEMAS:
         raise ConfigError(f"Unknown task {task_name!r} (task.name); expected one of {sorted(TASK_SCHEMAS)}.")
-    schema = OmegaConf.structured(TaskzooConfig)
-    schema.task = OmegaConf.structured(TASK_SCHEMAS[task_name])
     for override in overrides:
         key, separator, _ = override.partition("=")
         if not separator or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {override!r}.")
         try:
-            OmegaConf.merge(schema, OmegaConf.from_dotlist([override]))
-        except OmegaConfBaseException as error:
-            reason = str(error).strip().splitlines()[0]
-            raise ConfigError(f"--set {override}: {reason}.") from None
-    cfg.merge_with(OmegaConf.from_dotlist(overrides))
+            check_override(override, [task_name])
+        except ConfigError as error:
+            raise ConfigError(f"--set {error}") from None
+        key, values = override_values(override)
+        if values is None or len(values) != 1:
+            raise ConfigError(f"--set {override}: one plain value is expected, not a sweep or an interpolation.")
+        OmegaConf.update(cfg, key, values[0], merge=True)
     validate_config(cfg)
     return cfg
 

@@ -161,6 +161,8 @@ def test_a_setting_that_does_not_exist_is_refused_with_the_one_meant(override, m
         (["task=char_lm", "task.data.source=synthetic"],
          "task.data.source=synthetic: Invalid value 'synthetic', expected one of [stdlib, tfds, files]."),
         (["task.pooling=avg"], "task.pooling=avg: Invalid value 'avg', expected one of [last, mean, max]."),
+        # A setting of another task than the one named.
+        (["task=sentiment", "task.beam_size=3"], "task.beam_size=3: Key 'beam_size' not in 'SentimentTaskConfig'."),
     ],
 )
 def test_a_value_of_the_wrong_type_is_one_line_before_hydra_runs(arguments, message):

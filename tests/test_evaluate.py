@@ -59,6 +59,11 @@ def test_an_override_applies_to_a_plain_run_configuration():
     cfg = OmegaConf.create({**OmegaConf.to_container(compose_config("task=translation")), "retired": 1})
     changed = evaluate.with_overrides(cfg, "translation", ["task.beam_size=1", "task.length_penalty=0.0"])
     assert changed.task.beam_size == 1 and changed.task.length_penalty == 0.0 and changed.retired == 1
+    # Values are read as the command line reads them (Hydra's parser): text with a colon stays text.
+    text = OmegaConf.create(OmegaConf.to_container(compose_config("task=char_lm")))
+    assert evaluate.with_overrides(text, "char_lm", ["task.sample_prompt=ROMEO:"]).task.sample_prompt == "ROMEO:"
+    with pytest.raises(ConfigError, match=r"^--set model.units=8,16: one plain value is expected"):
+        evaluate.with_overrides(text, "char_lm", ["model.units=8,16"])
 
 
 def test_a_missing_folder_is_one_line(tmp_path):
