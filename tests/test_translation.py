@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -11,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from conftest import compose_config, event_tags, run_cli
 from taskzoo import predict, train
-from taskzoo.blocks.attention import AdditiveAttention, MultiplicativeAttention
+from taskzoo.blocks.attention import AdditiveAttention, MeanAttention, MultiplicativeAttention
 from taskzoo.blocks.decoder import RecurrentDecoder, StateBridge
 import reference_decoding
 from taskzoo.blocks import decoding
@@ -80,6 +81,20 @@ def test_attention_weights_sum_to_one_over_real_positions_and_are_zero_on_paddin
     assert (weights[~mask] == 0).all() and (weights[mask] > 0).all()
     # The context is the weighted sum of the memory: padded positions add nothing.
     np.testing.assert_allclose(context, np.einsum("bp,bpf->bf", weights, memory), rtol=1e-5, atol=1e-5)
+
+
+def test_mean_attention_averages_the_real_positions_and_takes_one_position_silently():
+    memory = np.arange(24, dtype="float32").reshape(2, 3, 4)
+    mask = np.array([[1, 1, 1], [1, 1, 0]], dtype=bool)
+    context, weights = MeanAttention()(np.zeros((2, 6), "float32"), memory, memory_mask=mask)
+    np.testing.assert_allclose(weights, [[1 / 3] * 3, [0.5, 0.5, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(context, [memory[0].mean(axis=0), memory[1, :2].mean(axis=0)], rtol=1e-6)
+    # A captioner's pooled features are a memory of one position: its weight is 1, with no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        context, weights = MeanAttention()(np.zeros((2, 6), "float32"), memory[:, :1])
+    np.testing.assert_array_equal(weights, np.ones((2, 1)))
+    np.testing.assert_array_equal(context, memory[:, 0])
 
 
 def test_evaluation_batches_hold_every_pair_once_with_teacher_forcing_inputs_and_padding_weighted_zero():

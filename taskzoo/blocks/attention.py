@@ -110,8 +110,15 @@ class MeanAttention(MemoryAttention):
     def build(self, query_shape, memory_shape):
         pass
 
-    def scores(self, query, memory, projected_memory):
-        return ops.zeros(ops.shape(memory)[:2], dtype=memory.dtype)
+    def call(self, query, memory, projected_memory=None, memory_mask=None):
+        # The weights a softmax of equal scores would give, without the softmax: a memory of one
+        # position (a captioner's pooled features) would make Keras warn about a softmax over one value.
+        if memory_mask is None:
+            weights = ops.ones(ops.shape(memory)[:2], dtype=memory.dtype)
+        else:
+            weights = ops.cast(memory_mask, memory.dtype)
+        weights = weights / ops.sum(weights, axis=-1, keepdims=True)
+        return ops.einsum("bp,bpf->bf", weights, memory), weights
 
 
 # The layer of each learned attention in `choices.ATTENTION_SCORES`, and the fixed "mean" attention
