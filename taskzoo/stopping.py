@@ -32,6 +32,18 @@ class TimeBudget(keras.callbacks.Callback):
         self.start = time.perf_counter() - state["elapsed"]
 
 
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, whose line for an epoch cut short (by the budget or a stop signal)
+    counts the steps that ran: Keras' own reports the whole epoch's steps, "392/392", and divides
+    the epoch's time by them, so the time per step it printed was too short."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.progbar is not None and self.target is not None and 0 < self.seen < self.target:
+            self.progbar.update(self.seen, list((logs or {}).items()), finalize=True)
+        else:
+            super().on_epoch_end(epoch, logs)
+
+
 class BestWeights(keras.callbacks.EarlyStopping):
     """Early stopping that keeps the best validation epoch's weights and puts them back when
     training ends. An epoch cut short (a stop signal, a non-finite loss) is not judged: its

@@ -24,7 +24,7 @@ from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss, contin
 from taskzoo.tasks import build_task, main_metric
 from taskzoo.atomic import save_model_atomic, write_json_atomic
 from taskzoo.optimization import build_optimizer, learning_rate_callbacks
-from taskzoo.stopping import TimeBudget, best_weights_callback
+from taskzoo.stopping import ProgressBar, TimeBudget, best_weights_callback
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ def run(cfg, run_dir=None):
             shutil.rmtree(output_dir, ignore_errors=True)
 
 
-def ordered_callbacks(backup, non_finite, stopper, task_callbacks, best_weights, observers, budget, schedule):
+def ordered_callbacks(backup, non_finite, stopper, task_callbacks, best_weights, observers, budget, schedule,
+                      progress_bar):
     """The callbacks of a run, in the order Keras calls them. The order is a contract:
 
     1. `backup` first: it restores the weights, the optimizer's step and the random states before
@@ -92,11 +93,13 @@ def ordered_callbacks(backup, non_finite, stopper, task_callbacks, best_weights,
     4. `observers` (gradient norms, then TensorBoard) after `best_weights`, so TensorBoard writes
        every value the others added to the logs; the gradient-norm logger comes before
        TensorBoard within them.
-    5. `budget` and `schedule` last: they only read the step count and the clock.
+    5. `budget` and `schedule`: they only read the step count and the clock.
+    6. The console's `progress_bar` (a list, empty when the console is quiet) last, where Keras
+       puts its own: an epoch's line shows every value the others added to the logs.
 
     `tests/test_training.py` checks this order on a real run's list.
     """
-    return [backup, non_finite, stopper, *task_callbacks, best_weights, *observers, *budget, *schedule]
+    return [backup, non_finite, stopper, *task_callbacks, best_weights, *observers, *budget, *schedule, *progress_bar]
 
 
 class Run:
@@ -169,7 +172,7 @@ class Run:
         )
         self.callbacks = ordered_callbacks(
             self.backup, self.non_finite, self.stopper, self.task_callbacks, self.best_weights, observers,
-            self.budget, schedule,
+            self.budget, schedule, [ProgressBar()] if self.verbose else [],
         )
 
     def cut_short(self):

@@ -11,7 +11,7 @@ from taskzoo import train
 from taskzoo.observe.gradients import GradientNormLogger
 from taskzoo.optimization import CosineSchedule
 from taskzoo.resilience import Backup, GracefulStop, StopOnNonFiniteLoss
-from taskzoo.stopping import BestWeights, TimeBudget
+from taskzoo.stopping import BestWeights, ProgressBar, TimeBudget
 from taskzoo.tasks.translation import ScheduledSampling, TranslationSamples, TranslationTask
 
 
@@ -47,6 +47,30 @@ def test_with_a_time_budget_the_rate_follows_the_time_spent():
     assert rates == pytest.approx(expected, rel=1e-5)
 
 
+class StopAfter(keras.callbacks.Callback):
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.steps:
+            self.model.stop_training = True
+
+
+@pytest.mark.parametrize("progress_bar, expected", [(ProgressBar, "3/10 "), (keras.callbacks.ProgbarLogger, "10/10 ")])
+def test_the_line_of_an_epoch_cut_short_counts_the_steps_that_ran(progress_bar, expected, capsys):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x, y = np.ones((20, 3)), np.zeros((20, 1))
+    model.fit(x, y, batch_size=2, epochs=2, callbacks=[StopAfter(3), progress_bar()], verbose=2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "/step" in line]
+    # One line: the epoch stopped after 3 of its 10 steps. Keras' own bar claims all 10.
+    assert len(lines) == 1 and lines[0].strip().startswith(expected), lines
+    # Whole epochs keep Keras' line.
+    model.fit(x, y, batch_size=2, epochs=1, callbacks=[progress_bar()], verbose=2)
+    assert capsys.readouterr().out.lstrip().startswith("10/10 ")
+
+
 TINY_TRANSLATION = [
     "task=translation", "trainer=smoke", "model.units=8", "model.embedding_dim=8", "task.data.num_train=64",
     "task.data.num_validation=8", "task.data.num_test=8", "task.eval_decode_examples=8",
@@ -55,7 +79,7 @@ TINY_TRANSLATION = [
 
 def test_the_callbacks_of_a_run_come_in_their_stated_order(tmp_path):
     cfg = compose_config(*TINY_TRANSLATION, "task.scheduled_sampling=0.2", "trainer.max_minutes=5",
-                         "trainer.schedule=cosine")
+                         "trainer.schedule=cosine", "trainer.verbose=2")
     run = train.Run(cfg, tmp_path, tmp_path, strategy=None, chief=True)
     run.prepare()
     kinds = [type(callback) for callback in run.callbacks]
@@ -67,7 +91,7 @@ def test_the_callbacks_of_a_run_come_in_their_stated_order(tmp_path):
     tensorboard = next(index for index, callback in enumerate(run.callbacks)
                        if isinstance(callback, keras.callbacks.TensorBoard))
     assert position[BestWeights] < position[GradientNormLogger] < tensorboard
-    assert kinds[-2:] == [TimeBudget, CosineSchedule]
+    assert kinds[-3:] == [TimeBudget, CosineSchedule, ProgressBar]
 
 
 def test_a_task_trains_under_a_plain_keras_fit(tmp_path):
