@@ -10,7 +10,7 @@ import_tensorflow_quietly()
 
 import hydra  # noqa: E402
 
-from taskzoo.config import check_setting_names, register_configs  # noqa: E402
+from taskzoo.config import check_setting_names, name_swept_paths, register_configs  # noqa: E402
 from taskzoo.errors import one_line_errors  # noqa: E402
 from taskzoo.rundir import sweep_job_errors  # noqa: E402
 
@@ -38,9 +38,12 @@ def main(cfg):
 def command():
     """The `taskzoo` command (and `python -m taskzoo`): a setting that does not exist, often a
     misspelt one, is refused in one line with the setting meant before Hydra composes anything;
-    then Hydra's command line runs `main`."""
+    a sweep over data files gets job directory names that tell its jobs apart; then Hydra's
+    command line runs `main`."""
     import sys
 
     with one_line_errors():
         check_setting_names(sys.argv[1:])
+    # Hydra reads its command line from sys.argv.
+    sys.argv[1:] = name_swept_paths(sys.argv[1:])
     main()

@@ -494,14 +494,45 @@ MAX_JOB_DIRECTORY_NAME = 200
 
 def job_directory_name(override_dirname, job_number):
     """The directory name of a sweep's job: its overrides (`model=lstm,model.units=64`), or, when
-    they are too long for a file name, the job number, their beginning and a hash of them all."""
+    they are too long for a file name, the job number, their beginning and a hash of them all.
+    A slash in a value (a path, a TFDS name such as `universal_dependencies/en_ewt`) becomes an
+    underscore, so every job directory sits directly in the sweep's."""
     import hashlib
 
+    override_dirname = override_dirname.replace("/", "_")
     if len(override_dirname.encode()) <= MAX_JOB_DIRECTORY_NAME:
         return override_dirname
     digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
     start = override_dirname.encode()[:MAX_JOB_DIRECTORY_NAME - 24].decode(errors="ignore")
     return f"{job_number}_{start}_{digest}"
+
+
+def name_swept_paths(arguments):
+    """The arguments of a command, with one more when a sweep varies a path setting
+    (`task.data.train=en.conllu,fr.conllu`): the job directory names leave paths out
+    (`exclude_keys` in conf/config.yaml) to stay short, so that sweep's jobs would share one
+    directory. The added override keeps the swept path settings in the names."""
+    import importlib.resources
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    setting = "hydra.job.config.override_dirname.exclude_keys"
+    if not {"-m", "--multirun"} & set(arguments) or any(argument.startswith(setting) for argument in arguments):
+        return arguments
+    config = OmegaConf.load(importlib.resources.files("taskzoo.conf") / "config.yaml")
+    excluded = list(OmegaConf.select(config, setting))
+    swept = set()
+    for argument in arguments:
+        try:
+            override = OverridesParser.create().parse_override(argument)
+        except HydraException:
+            continue
+        if override.is_sweep_override() and override.key_or_group in excluded:
+            swept.add(override.key_or_group)
+    if not swept:
+        return arguments
+    return [*arguments, f"{setting}=[{','.join(key for key in excluded if key not in swept)}]"]
 
 
 def register_configs():

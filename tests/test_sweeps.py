@@ -27,6 +27,27 @@ def test_a_failing_job_is_reported_and_the_sweep_goes_on(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_sweep_over_data_files_gives_each_file_its_own_job_directory(tmp_path):
+    # Job names leave paths out, so without the swept file's name both jobs would share one
+    # directory, and the second would be refused as the first's finished run.
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        rows = [f"{'positive' if index % 2 else 'negative'}\tnot bad at all {index}" for index in range(48)]
+        (tmp_path / name / "reviews.tsv").write_text("label\ttext\n" + "\n".join(rows) + "\n")
+    sweep = tmp_path / "sweep"
+    completed = run_cli(
+        ["-m", "task=sentiment", *TINY, "task.data.source=files", "task.data.train=first/reviews.tsv,second/reviews.tsv",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    jobs = sorted(path for path in sweep.iterdir() if path.is_dir())
+    assert len(jobs) == 2 and all((job / "metrics.json").is_file() for job in jobs)
+    assert "task.data.train=first_reviews.tsv," in jobs[0].name
+    assert "task.data.train=second_reviews.tsv," in jobs[1].name
+
+
+@pytest.mark.slow
 def test_two_jobs_in_parallel_with_the_joblib_launcher(tmp_path):
     sweep = tmp_path / "sweep"
     completed = run_cli(
@@ -120,6 +141,27 @@ def test_a_long_job_name_is_shortened_to_a_valid_unique_directory_name():
     name = job_directory_name(long, 7)
     assert len(name.encode()) <= 200 and name.startswith("7_trainer.learning_rate=0.1234")
     assert name != job_directory_name(other, 7)
+
+
+def test_a_sweep_over_path_settings_keeps_them_in_the_job_names():
+    from taskzoo.config import name_swept_paths
+
+    setting = "hydra.job.config.override_dirname.exclude_keys"
+    swept = name_swept_paths(["-m", "task=tagging", "task.data.train=en.conllu,fr.conllu", "task.data.test=t.conllu"])
+    assert swept[:3] == ["-m", "task=tagging", "task.data.train=en.conllu,fr.conllu"]
+    kept = swept[-1].partition("=[")[2].rstrip("]").split(",")
+    assert swept[-1].startswith(f"{setting}=[") and "task.data.train" not in kept and "task.data.test" in kept
+    # A path that every job shares stays out of the names; a single run has no job names.
+    for arguments in (["-m", "task.data.train=a.tsv", "model=rnn,gru"], ["task.data.train=a.tsv"],
+                      ["-m", "task.data.train=a.tsv,b.tsv", f"{setting}=[]"]):
+        assert name_swept_paths(arguments) == arguments
+
+
+def test_a_slash_in_a_job_name_does_not_nest_its_directory():
+    from taskzoo.config import job_directory_name
+
+    name = job_directory_name("task.data.name=universal_dependencies/en_ewt,task=tagging", 3)
+    assert name == "task.data.name=universal_dependencies_en_ewt,task=tagging"
 
 
 @pytest.mark.slow
