@@ -24,15 +24,19 @@ import pathlib
 import signal
 import sys
 import time
+import zipfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from taskzoo.atomic import write_json_atomic
-from taskzoo.errors import ConfigError
+from taskzoo.errors import ConfigError, DataError, short_cause
 
 STATE_FILE = "state.json"
+# What reading a damaged backup file raises: h5py's and numpy's errors for a cut or overwritten
+# file, JSON's for a damaged state file, a missing array or file.
+DAMAGED_FILE_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 SETTINGS_FILE = "settings.json"
 # What a resumed run may change: how long it trains and what it logs.
 RESUMABLE_CHANGES = ("trainer.epochs", "trainer.max_minutes", "trainer.verbose", "trainer.log_every_n_steps",
@@ -83,7 +87,20 @@ class Backup(keras.callbacks.Callback):
 
     def read_state(self, directory=None):
         path = (directory or self.directory) / STATE_FILE
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except DAMAGED_FILE_ERRORS as error:
+            raise self.damaged(path, error) from None
+
+    def damaged(self, path, error):
+        """The one-line error for a backup file that cannot be read (a full disk, a cut copy).
+        The backup is left as it is, for the user to look at or move aside."""
+        return DataError(
+            f"{path}: the run's backup is damaged ({short_cause(error)}). It is left as it is: move "
+            f"{self.directory} aside to train the run again from its start, or choose another hydra.run.dir."
+        )
 
     def on_train_begin(self, logs=None):
         self.start = time.perf_counter()
@@ -97,8 +114,13 @@ class Backup(keras.callbacks.Callback):
         state = self.pending
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
+        weights = self.directory / state["weights"]
+        if not weights.is_file():
+            raise self.damaged(weights, FileNotFoundError("the file is missing"))
         try:
-            self.model.load_weights(self.directory / state["weights"])
+            self.model.load_weights(weights)
+        except (OSError, KeyError) as error:
+            raise self.damaged(weights, error) from None
         except ValueError as error:  # Shapes or layers that differ: a model of other settings.
             reason = " ".join(str(error).split())[:160]
             raise ConfigError(
@@ -131,8 +153,12 @@ class Backup(keras.callbacks.Callback):
             resumable.restore(resumable_state)
         if self.best_weights is not None and state.get("best") is not None:
             best = state["best"]
-            with np.load(self.directory / best["weights"]) as arrays:
-                self.best_weights.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+            path = self.directory / best["weights"]
+            try:
+                with np.load(path) as arrays:
+                    self.best_weights.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+            except DAMAGED_FILE_ERRORS as error:
+                raise self.damaged(path, error) from None
             self.best_weights.best = best["value"]
             self.best_weights.best_epoch = best["epoch"]
             self.best_weights.wait = best["wait"]

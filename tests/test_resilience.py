@@ -15,7 +15,7 @@ import pytest
 
 from conftest import TINY, compose_config, event_values, run_cli
 from taskzoo import train
-from taskzoo.errors import ConfigError, TrainingError
+from taskzoo.errors import ConfigError, DataError, TrainingError
 from taskzoo.resilience import Backup, GracefulStop, keep_run_settings
 from taskzoo.tasks.sentiment import SentimentTask
 
@@ -391,3 +391,37 @@ def test_a_backup_that_does_not_fit_the_model_is_one_line(tmp_path):
     resumed.set_model(model(8))
     with pytest.raises(ConfigError, match=r"backup: the backup does not fit this model \(.*\); the command that started"):
         resumed.on_train_begin()
+
+
+@pytest.mark.parametrize("damage", ["state cut", "weights cut", "weights missing", "best weights cut"])
+def test_a_damaged_backup_is_one_line_and_left_as_it_is(tmp_path, damage):
+    def model():
+        network = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+        network.compile(optimizer="adam", loss="mse")
+        return network
+
+    directory = tmp_path / "backup"
+    early_stopping = keras.callbacks.EarlyStopping()
+    saved = Backup(directory, best_weights=early_stopping)
+    saved.set_model(model())
+    saved.on_train_begin()
+    early_stopping.on_train_begin()
+    early_stopping.best_weights, early_stopping.best = saved.model.get_weights(), 0.5
+    saved.save()
+    state = json.loads((directory / "state.json").read_text())
+    name = {"state cut": "state.json", "weights cut": state["weights"], "weights missing": state["weights"],
+            "best weights cut": state["best"]["weights"]}[damage]
+    if damage == "weights missing":
+        (directory / name).unlink()
+    else:
+        (directory / name).write_bytes((directory / name).read_bytes()[:40])
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+    resumed = Backup(directory, best_weights=keras.callbacks.EarlyStopping())
+    resumed.set_model(model())
+    with pytest.raises(DataError) as error:
+        resumed.on_train_begin()
+        resumed.on_epoch_begin(0)  # The best weights are read when the first epoch begins.
+    message = str(error.value)
+    assert message.startswith(f"{directory / name}: the run's backup is damaged (") and "\n" not in message
+    assert message.endswith(f"move {directory} aside to train the run again from its start, or choose another hydra.run.dir.")
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
