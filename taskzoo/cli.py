@@ -12,13 +12,15 @@ import hydra  # noqa: E402
 
 from taskzoo.config import check_setting_names, name_swept_paths, register_configs  # noqa: E402
 from taskzoo.errors import one_line_errors  # noqa: E402
-from taskzoo.rundir import sweep_job_errors  # noqa: E402
+from taskzoo.rundir import ended_job, sweep_job_errors  # noqa: E402
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://taskzoo.conf", config_name="config")
 def main(cfg):
+    import pathlib
+
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -27,9 +29,12 @@ def main(cfg):
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         with one_line_errors():
             return train.objective(train.run(cfg))
+    # A job that ended in an earlier attempt of the sweep is kept as it is.
+    results = ended_job(pathlib.Path(HydraConfig.get().runtime.output_dir))
+    if results is not None:
+        return train.objective(results)
     # In a sweep, a failing job is reported and the sweep goes on with the next job; it returns
     # NaN, which a hyperparameter search counts as a failed trial.
-    results = None
     with sweep_job_errors():
         results = train.run(cfg)
     return train.objective(results)

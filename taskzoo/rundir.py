@@ -1,5 +1,6 @@
 """Run directories: a run never writes into a directory that holds another, finished run; the
-jobs of a sweep that fail are reported, and the sweep goes on."""
+jobs of a sweep that fail are reported, and the sweep goes on; the same command resumes an
+interrupted sweep."""
 
 import contextlib
 import fcntl
@@ -19,6 +20,8 @@ FINISHED_MARKER = "metrics.json"
 FAILED_MARKER = "failed.txt"
 # The file a running command locks in its run (or sweep) directory; it names the process.
 LOCK_FILE = ".lock"
+# Written at a sweep's root when its last job has ended; a sweep without it was interrupted.
+SWEEP_DONE_MARKER = "sweep_done.txt"
 
 logger = logging.getLogger(__name__)
 
@@ -142,16 +145,40 @@ class RunDirectoryGuard(Callback):
         self._lock(config.hydra.run.dir, config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs):
-        self._refuse_if_finished(config.hydra.sweep.dir, "hydra.sweep.dir")
-        self._lock(config.hydra.sweep.dir, config)
-        declare_sweep(config)
+        from taskzoo.observe import hparams
+
+        sweep_dir = pathlib.Path(config.hydra.sweep.dir)
+        # The overrides of an earlier attempt of a sweep in this directory (None: no sweep).
+        earlier = hparams.read_sweep_file(sweep_dir).get("overrides")
+        if earlier is not None:
+            self._refuse_unless_resumable(sweep_dir, earlier, config)
+        else:
+            self._refuse_if_finished(sweep_dir, "hydra.sweep.dir")
+        self._lock(sweep_dir, config)
+        if earlier is None:
+            declare_sweep(config)
+
+    def _refuse_unless_resumable(self, sweep_dir, earlier, config):
+        """The same command resumes an interrupted sweep: the jobs that ended are kept, an
+        interrupted job resumes from its backup, the others run. A sweep that ended, or one
+        started with other overrides, is refused."""
+        if (sweep_dir / SWEEP_DONE_MARKER).exists():
+            print(f"Error: {sweep_dir} holds a sweep that ended; choose another hydra.sweep.dir so that its "
+                  "outputs are kept.", file=sys.stderr)
+            sys.exit(2)
+        if earlier != list(config.hydra.overrides.task):
+            print(f"Error: {sweep_dir} holds an interrupted sweep of other overrides ({' '.join(earlier)}); "
+                  "that command resumes it, or choose another hydra.sweep.dir.", file=sys.stderr)
+            sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs):
         from taskzoo.compare import write_sweep_comparison
 
-        write_sweep_comparison(pathlib.Path(config.hydra.sweep.dir))
-        report_best_trial(pathlib.Path(config.hydra.sweep.dir))
-        failed = sorted(pathlib.Path(config.hydra.sweep.dir).rglob(FAILED_MARKER))
+        sweep_dir = pathlib.Path(config.hydra.sweep.dir)
+        write_sweep_comparison(sweep_dir)
+        report_best_trial(sweep_dir)
+        (sweep_dir / SWEEP_DONE_MARKER).write_text("Every job of this sweep has ended.\n")
+        failed = sorted(sweep_dir.rglob(FAILED_MARKER))
         if failed:
             print(
                 f"Error: {len(failed)} job(s) of the sweep failed: "
@@ -168,8 +195,9 @@ def declare_sweep(config):
 
     sweep_dir = pathlib.Path(config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    swept = hparams.swept_keys(config.hydra.overrides.task, OmegaConf.select(config, "hydra.sweeper.params"))
-    hparams.write_sweep_file(sweep_dir, config.task.name, swept)
+    overrides = list(config.hydra.overrides.task)
+    swept = hparams.swept_keys(overrides, OmegaConf.select(config, "hydra.sweeper.params"))
+    hparams.write_sweep_file(sweep_dir, config.task.name, swept, overrides)
     hparams.declare_experiment(sweep_dir, config.task.name, swept)
 
 
@@ -211,6 +239,22 @@ def report_failed_job(error):
     print(f"Error in job {hydra_config.job.num} ({overrides}): {first_line}", file=sys.stderr)
 
 
+def ended_job(run_dir):
+    """The `metrics.json` of a sweep's job that ended in an earlier attempt of the sweep (its
+    outputs are kept, and it is not run again), or None for a job to run: a new one, one that
+    was interrupted (it resumes from its backup), or one that failed before training (it is
+    tried again)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    marker = run_dir / FINISHED_MARKER
+    if marker.is_file() and not is_interrupted(marker):
+        print(f"Job {HydraConfig.get().job.num} ended in an earlier attempt of this sweep; its outputs in {run_dir} "
+              "are kept.")
+        return json.loads(marker.read_text()) if has_results(marker) else {}
+    (run_dir / FAILED_MARKER).unlink(missing_ok=True)
+    return None
+
+
 @contextlib.contextmanager
 def sweep_job_errors():
     """Inside a sweep: a job's error is reported and swallowed, so the next job runs; a stop
@@ -221,7 +265,8 @@ def sweep_job_errors():
         yield
     except TrainingError as error:
         if error.exit_code != 2:
-            print(f"Error: {error}", file=sys.stderr)
+            print(f"Error: {error} The sweep's own command resumes the whole sweep, keeping the jobs that ended.",
+                  file=sys.stderr)
             sys.exit(error.exit_code)
         report_failed_job(error)
     except Exception as error:  # A job's bug or resource error must not end the whole sweep.

@@ -1,12 +1,15 @@
 """Sweeps: a failing job does not stop the others, parallel jobs with joblib, experiment recipes."""
 
 import json
+import signal
+import time
 
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from conftest import TINY, run_cli
+from test_resilience import start_run, wait_for_backup
 from test_video import TINY_VIDEO
 
 
@@ -45,6 +48,45 @@ def test_a_sweep_over_data_files_gives_each_file_its_own_job_directory(tmp_path)
     assert len(jobs) == 2 and all((job / "metrics.json").is_file() for job in jobs)
     assert "task.data.train=first_reviews.tsv," in jobs[0].name
     assert "task.data.train=second_reviews.tsv," in jobs[1].name
+
+
+@pytest.mark.slow
+def test_the_same_command_resumes_an_interrupted_sweep_and_keeps_the_jobs_that_ended(tmp_path):
+    sweep = tmp_path / "sweep"
+    arguments = ["-m", "task=sentiment", *TINY, "trainer.epochs=4", "trainer.steps_per_epoch=10", "task.data.num_train=640",
+                 "trainer.batch_size=16", "trainer.early_stopping_patience=null", "model=rnn,gru", f"hydra.sweep.dir={sweep}"]
+    process = start_run(arguments, tmp_path)
+    deadline = time.time() + 300
+    while not list(sweep.glob("*model=gru*")) and time.time() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    [second] = sweep.glob("*model=gru*")
+    wait_for_backup(second, process, epoch=1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert stderr.strip().splitlines()[-1].endswith("The sweep's own command resumes the whole sweep, keeping the jobs that ended.")
+    stopped = json.loads((second / "metrics.json").read_text())
+    assert stopped["interrupted"] is True
+    [first] = sweep.glob("*model=rnn*")
+    first_outputs = {name: (first / name).read_bytes() for name in ("metrics.json", "model.keras")}
+
+    other = run_cli([*arguments[:-2], "model=rnn,lstm", arguments[-1]], cwd=tmp_path)
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines()[-1].startswith(f"Error: {sweep} holds an interrupted sweep of other overrides (")
+
+    resumed = run_cli(arguments, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Job 0 ended in an earlier attempt of this sweep; its outputs in {first} are kept." in resumed.stdout
+    assert {name: (first / name).read_bytes() for name in first_outputs} == first_outputs
+    metrics = json.loads((second / "metrics.json").read_text())
+    # The interrupted job resumed from its backup: it redid its interrupted epoch, no more.
+    assert "interrupted" not in metrics and metrics["epochs_completed"] == 4
+    assert metrics["train_steps"] == stopped["train_steps"] + (4 - stopped["epochs_completed"]) * 10
+    assert "Comparison of the sweep's 2 finished run(s)" in resumed.stdout
+
+    again = run_cli(arguments, cwd=tmp_path)
+    assert again.returncode == 2 and f"Error: {sweep} holds a sweep that ended;" in again.stderr
 
 
 @pytest.mark.slow

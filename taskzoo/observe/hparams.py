@@ -142,17 +142,26 @@ def write_run_entry(log_dir, cfg, run_dir):
         hparams_api.hparams(run_hyperparameters(cfg, group_choices), trial_id=trial_id)
 
 
-def write_sweep_file(sweep_dir, task_name, swept):
+def write_sweep_file(sweep_dir, task_name, swept, overrides):
+    """Records, at the sweep's root, its task, the keys it varies and its command-line overrides
+    (which the command that resumes the sweep must repeat)."""
     path = pathlib.Path(sweep_dir) / SWEEP_FILE
-    path.write_text(json.dumps({"task": task_name, "swept": list(swept)}, indent=2) + "\n")
+    content = {"task": task_name, "swept": list(swept), "overrides": list(overrides)}
+    path.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def read_sweep_file(sweep_dir):
+    """What `write_sweep_file` recorded in `sweep_dir`, or {} outside a sweep."""
+    try:
+        content = json.loads((pathlib.Path(sweep_dir) / SWEEP_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
 
 
 def read_swept_keys(sweep_dir):
     """The keys the sweep in `sweep_dir` varies, or None outside a sweep that declared them."""
-    try:
-        return json.loads((pathlib.Path(sweep_dir) / SWEEP_FILE).read_text())["swept"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return read_sweep_file(sweep_dir).get("swept")
 
 
 def trial_id_of_job(job_overrides, swept, fallback):
