@@ -265,8 +265,11 @@ def sweep_job_errors():
         yield
     except TrainingError as error:
         if error.exit_code != 2:
-            print(f"Error: {error} The sweep's own command resumes the whole sweep, keeping the jobs that ended.",
-                  file=sys.stderr)
+            from hydra.core.hydra_config import HydraConfig
+
+            sweep_dir = HydraConfig.get().sweep.dir
+            print(f"Error: {error} The sweep's command with hydra.sweep.dir={sweep_dir} resumes the whole sweep, "
+                  "keeping the jobs that ended.", file=sys.stderr)
             sys.exit(error.exit_code)
         report_failed_job(error)
     except Exception as error:  # A job's bug or resource error must not end the whole sweep.

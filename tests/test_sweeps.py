@@ -65,7 +65,8 @@ def test_the_same_command_resumes_an_interrupted_sweep_and_keeps_the_jobs_that_e
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM
-    assert stderr.strip().splitlines()[-1].endswith("The sweep's own command resumes the whole sweep, keeping the jobs that ended.")
+    assert stderr.strip().splitlines()[-1].endswith(
+        f"The sweep's command with hydra.sweep.dir={sweep} resumes the whole sweep, keeping the jobs that ended.")
     stopped = json.loads((second / "metrics.json").read_text())
     assert stopped["interrupted"] is True
     [first] = sweep.glob("*model=rnn*")
