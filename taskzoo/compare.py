@@ -88,13 +88,14 @@ def table(runs):
     return rows, columns, f"{split}.{name}", differing
 
 
-def format_value(value):
-    """A cell of the printed table: metrics with four decimals, and long numbers among the
-    overrides (a search's sampled values) with four significant digits; CSV keeps them whole."""
+def format_value(value, column=None):
+    """A cell of the printed table: metrics with four decimals, training seconds with one, and
+    long numbers among the overrides (a search's sampled values) with four significant digits;
+    CSV keeps them whole."""
     from taskzoo.observe.hparams import short_number
 
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.1f}" if column == "train_seconds" else f"{value:.4f}"
     if isinstance(value, str):
         return short_number(value)
     return "" if value is None else str(value)
@@ -107,7 +108,7 @@ def render(rows, columns, style):
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
-    cells = [columns] + [[format_value(row.get(column)) for column in columns] for row in rows]
+    cells = [columns] + [[format_value(row.get(column), column) for column in columns] for row in rows]
     if style == "markdown":
         lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(line) + " |" for line in cells[1:]]

@@ -87,6 +87,15 @@ def test_compare_runs_of_a_sweep(tmp_path):
     assert (tmp_path / "notes.png").read_text() == "my notes"
 
 
+def test_the_table_gives_metrics_four_decimals_and_seconds_one():
+    from taskzoo.compare import render
+
+    rows = [{"run": "a", "validation.accuracy": 0.5, "epochs": 2, "train_seconds": 2.69}]
+    columns = list(rows[0])
+    assert render(rows, columns, "markdown").splitlines()[-1] == "| a | 0.5000 | 2 | 2.7 |"
+    assert render(rows, columns, "csv").splitlines()[-1] == "a,0.5,2,2.69"
+
+
 def test_compare_runs_without_runs_says_so(tmp_path):
     result = subprocess.run([*COMMAND, str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.strip() == f"Error: no finished runs (metrics.json) in {tmp_path}."
