@@ -150,7 +150,7 @@ class RunDirectoryGuard(Callback):
         sweep_dir = pathlib.Path(config.hydra.sweep.dir)
         # The overrides of an earlier attempt of a sweep in this directory (None: no sweep).
         earlier = hparams.read_sweep_file(sweep_dir).get("overrides")
-        if earlier is not None:
+        if earlier is not None and names_jobs_by_overrides(config):
             self._refuse_unless_resumable(sweep_dir, earlier, config)
         else:
             self._refuse_if_finished(sweep_dir, "hydra.sweep.dir")
@@ -186,6 +186,14 @@ class RunDirectoryGuard(Callback):
                 file=sys.stderr,
             )
             sys.exit(1)
+
+
+def names_jobs_by_overrides(config):
+    """Whether the sweep names each job's directory by the job's overrides (taskzoo's default),
+    so that the same directory always holds the same job. A search's `trial_<n>` directories do
+    not: its trial 0 may sample other values at every attempt, so such a sweep is not resumed."""
+    subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
+    return str(subdir).startswith("${job_directory_name:")
 
 
 def declare_sweep(config):

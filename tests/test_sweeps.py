@@ -161,6 +161,12 @@ def test_a_two_trial_optuna_search_maximises_the_validation_metric_and_reports_t
     best_trial = trials[accuracies.index(max(accuracies))]
     assert f"Best trial: {best_trial} (objective {best.best_value}" in completed.stdout
 
+    # A search is not resumed in its directory: its trial_0 may sample other values at every
+    # attempt, and the ended trial's outputs would be taken for the new one's.
+    (sweep / "sweep_done.txt").unlink()
+    repeated = run_cli(completed.args[3:], cwd=tmp_path)
+    assert repeated.returncode == 2 and "already holds a finished run" in repeated.stderr
+
     # The study lives in the SQLite file: the same search continues where it stopped.
     again = run_cli(
         ["-m", "task=sentiment", "hparams_search=sentiment_optuna", "hydra.sweeper.n_trials=1", *TINY,
