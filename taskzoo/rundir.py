@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import socket
 import sys
 
@@ -22,6 +23,9 @@ FAILED_MARKER = "failed.txt"
 LOCK_FILE = ".lock"
 # Written at a sweep's root when its last job has ended; a sweep without it was interrupted.
 SWEEP_DONE_MARKER = "sweep_done.txt"
+# Where a resumed sweep keeps the configuration files of a job that ended (`.hydra/`): Hydra
+# writes every job's files again before the job runs, and `ended_job` puts the job's own back.
+KEPT_CONFIGURATION = ".hydra-ended"
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +174,10 @@ class RunDirectoryGuard(Callback):
             print(f"Error: {sweep_dir} holds an interrupted sweep of other overrides ({' '.join(earlier)}); "
                   "that command resumes it, or choose another hydra.sweep.dir.", file=sys.stderr)
             sys.exit(2)
+        if config.hydra.output_subdir is not None:
+            for run in finished_runs_in(sweep_dir):
+                if (run / config.hydra.output_subdir).is_dir() and not (run / KEPT_CONFIGURATION).exists():
+                    shutil.copytree(run / config.hydra.output_subdir, run / KEPT_CONFIGURATION)
 
     def on_multirun_end(self, config: DictConfig, **kwargs):
         from taskzoo.compare import write_sweep_comparison
@@ -256,7 +264,12 @@ def ended_job(run_dir):
 
     marker = run_dir / FINISHED_MARKER
     if marker.is_file() and not is_interrupted(marker):
-        print(f"Job {HydraConfig.get().job.num} ended in an earlier attempt of this sweep; its outputs in {run_dir} "
+        hydra_config = HydraConfig.get()
+        kept = run_dir / KEPT_CONFIGURATION
+        if kept.is_dir() and hydra_config.output_subdir is not None:
+            shutil.rmtree(run_dir / hydra_config.output_subdir, ignore_errors=True)
+            kept.rename(run_dir / hydra_config.output_subdir)
+        print(f"Job {hydra_config.job.num} ended in an earlier attempt of this sweep; its outputs in {run_dir} "
               "are kept.")
         return json.loads(marker.read_text()) if has_results(marker) else {}
     (run_dir / FAILED_MARKER).unlink(missing_ok=True)

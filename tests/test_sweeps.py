@@ -70,7 +70,10 @@ def test_the_same_command_resumes_an_interrupted_sweep_and_keeps_the_jobs_that_e
     stopped = json.loads((second / "metrics.json").read_text())
     assert stopped["interrupted"] is True
     [first] = sweep.glob("*model=rnn*")
-    first_outputs = {name: (first / name).read_bytes() for name in ("metrics.json", "model.keras")}
+    # Marks the ended job's record of its settings: the resumed sweep must not write over it.
+    with open(first / ".hydra" / "config.yaml", "a") as record:
+        record.write("# the settings this run was trained with\n")
+    first_outputs = {name: (first / name).read_bytes() for name in ("metrics.json", "model.keras", ".hydra/config.yaml")}
 
     other = run_cli([*arguments[:-2], "model=rnn,lstm", arguments[-1]], cwd=tmp_path)
     assert other.returncode == 2
@@ -80,6 +83,7 @@ def test_the_same_command_resumes_an_interrupted_sweep_and_keeps_the_jobs_that_e
     assert resumed.returncode == 0, resumed.stderr
     assert f"Job 0 ended in an earlier attempt of this sweep; its outputs in {first} are kept." in resumed.stdout
     assert {name: (first / name).read_bytes() for name in first_outputs} == first_outputs
+    assert not (first / ".hydra-ended").exists()
     metrics = json.loads((second / "metrics.json").read_text())
     # The interrupted job resumed from its backup: it redid its interrupted epoch, no more.
     assert "interrupted" not in metrics and metrics["epochs_completed"] == 4
