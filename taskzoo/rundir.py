@@ -154,11 +154,14 @@ class RunDirectoryGuard(Callback):
         sweep_dir = pathlib.Path(config.hydra.sweep.dir)
         # The overrides of an earlier attempt of a sweep in this directory (None: no sweep).
         earlier = hparams.read_sweep_file(sweep_dir).get("overrides")
-        if earlier is not None and names_jobs_by_overrides(config):
+        resumed = earlier is not None and names_jobs_by_overrides(config)
+        if resumed:
             self._refuse_unless_resumable(sweep_dir, earlier, config)
         else:
             self._refuse_if_finished(sweep_dir, "hydra.sweep.dir")
         self._lock(sweep_dir, config)
+        if resumed:
+            keep_ended_configurations(sweep_dir, config.hydra.output_subdir)
         if earlier is None:
             declare_sweep(config)
 
@@ -174,10 +177,6 @@ class RunDirectoryGuard(Callback):
             print(f"Error: {sweep_dir} holds an interrupted sweep of other overrides ({' '.join(earlier)}); "
                   "that command resumes it, or choose another hydra.sweep.dir.", file=sys.stderr)
             sys.exit(2)
-        if config.hydra.output_subdir is not None:
-            for run in finished_runs_in(sweep_dir):
-                if (run / config.hydra.output_subdir).is_dir() and not (run / KEPT_CONFIGURATION).exists():
-                    shutil.copytree(run / config.hydra.output_subdir, run / KEPT_CONFIGURATION)
 
     def on_multirun_end(self, config: DictConfig, **kwargs):
         from taskzoo.compare import write_sweep_comparison
@@ -194,6 +193,17 @@ class RunDirectoryGuard(Callback):
                 file=sys.stderr,
             )
             sys.exit(1)
+
+
+def keep_ended_configurations(sweep_dir, output_subdir):
+    """Copies the configuration files of every job that ended before a sweep resumes, for
+    `ended_job` to put back after Hydra has written the job's files again. A copy left by an
+    earlier attempt is kept: it is the job's own."""
+    if output_subdir is None:
+        return
+    for run in finished_runs_in(sweep_dir):
+        if (run / output_subdir).is_dir() and not (run / KEPT_CONFIGURATION).exists():
+            shutil.copytree(run / output_subdir, run / KEPT_CONFIGURATION)
 
 
 def names_jobs_by_overrides(config):
