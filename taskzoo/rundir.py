@@ -117,8 +117,10 @@ class RunDirectoryGuard(Callback):
     already holds a finished run, so an earlier run's outputs (its `.hydra/` configuration
     included) are never overwritten, and it locks the directory, so that a second command for a
     directory in use stops with one line instead of mixing its outputs in. The workers of one
-    multi-worker run share their directory by design and do not lock it. At the end of a sweep
-    it prints the comparison of its runs and lists the jobs that failed (exit code 1).
+    multi-worker run share their directory by design and do not lock it. An interrupted sweep is
+    the exception: the same command resumes it, and its jobs that ended are kept as they are
+    (`ended_job`). At the end of a sweep it prints the comparison of its runs and lists the jobs
+    that failed (exit code 1).
     """
 
     def __init__(self):
