@@ -1,4 +1,5 @@
-"""Sweeps: a failing job does not stop the others, parallel jobs with joblib, experiment recipes."""
+"""Sweeps: a failing job does not stop the others, an interrupted sweep resumes, job directory
+names, parallel jobs with joblib, experiment recipes, a hyperparameter search."""
 
 import json
 import signal
@@ -32,7 +33,7 @@ def test_a_failing_job_is_reported_and_the_sweep_goes_on(tmp_path):
 @pytest.mark.slow
 def test_a_sweep_over_data_files_gives_each_file_its_own_job_directory(tmp_path):
     # Job names leave paths out, so without the swept file's name both jobs would share one
-    # directory, and the second would be refused as the first's finished run.
+    # directory.
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
         rows = [f"{'positive' if index % 2 else 'negative'}\tnot bad at all {index}" for index in range(48)]
