@@ -514,22 +514,20 @@ def name_swept_paths(arguments):
     directory. The added override keeps the swept path settings in the names."""
     import importlib.resources
 
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
+
+    from taskzoo.observe.hparams import swept_keys
 
     setting = "hydra.job.config.override_dirname.exclude_keys"
     if not {"-m", "--multirun"} & set(arguments) or any(argument.startswith(setting) for argument in arguments):
         return arguments
     config = OmegaConf.load(importlib.resources.files("taskzoo.conf") / "config.yaml")
     excluded = list(OmegaConf.select(config, setting))
-    swept = set()
-    for argument in arguments:
-        try:
-            override = OverridesParser.create().parse_override(argument)
-        except HydraException:
-            continue
-        if override.is_sweep_override() and override.key_or_group in excluded:
-            swept.add(override.key_or_group)
+    overrides = [argument for argument in arguments if "=" in argument and not argument.startswith("-")]
+    try:
+        swept = set(swept_keys(overrides)) & set(excluded)
+    except HydraException:  # Hydra reports its own grammar's errors.
+        return arguments
     if not swept:
         return arguments
     return [*arguments, f"{setting}=[{','.join(key for key in excluded if key not in swept)}]"]
