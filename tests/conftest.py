@@ -79,6 +79,14 @@ def run_cli(arguments, cwd, module="taskzoo", env=None, alarm_expected=False):
     return completed
 
 
+def runtime_warnings(stderr):
+    """The lines of TensorFlow's C++ runtime (warnings, errors) in a run's standard error, such as
+    "W0000 00:00:... cache_dataset_ops.cc:912] The calling iterator did not fully read ..."."""
+    import re
+
+    return [line for line in stderr.splitlines() if re.match(r"[WEF]\d{4} ", line)]
+
+
 def event_tags(directory):
     """The summary tags written to the event files directly in `directory`, with their counts."""
     import collections

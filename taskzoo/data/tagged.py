@@ -267,33 +267,39 @@ def encode_split(encoder, sentences, training_words):
 def batches(split, batch_size, boundaries, characters, training, seed):
     """Batches of ({"words", "characters"}, tag ids, weights) grouped by sentence length, padded
     with 0; the weights are 1 on real words and 0 on padding. For training the sentences are
-    shuffled and repeated without end; for evaluation they are read once, in order."""
+    shuffled and repeated without end; for evaluation they are read once, in order.
+
+    The sentences are held as ragged tensors and picked by index, as translation's pairs are, so
+    a run that reads part of a split (`trainer.steps_per_epoch`, `trainer.evaluation_steps`)
+    reads no more than it needs."""
     import tensorflow as tf
 
     from taskzoo.data.text import in_memory_options
 
-    def generate():
-        for index in range(len(split)):
-            inputs = {"words": split.word_ids[index]}
-            if characters:
-                inputs["characters"] = split.character_ids[index]
-            yield inputs, split.tag_ids[index], np.ones(len(split.tag_ids[index]), np.float32)
-
-    signature = {"words": tf.TensorSpec((None,), tf.int32)}
+    lengths = np.array([len(tags) for tags in split.tag_ids], np.int64)
+    row_splits = tf.constant(np.concatenate([[0], np.cumsum(lengths)]))
+    words = tf.constant(np.concatenate(split.word_ids).astype(np.int32))
+    tags = tf.constant(np.concatenate(split.tag_ids).astype(np.int32))
     if characters:
-        signature["characters"] = tf.TensorSpec((None, split.character_ids[0].shape[1]), tf.int32)
-    dataset = tf.data.Dataset.from_generator(
-        generate, output_signature=(signature, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.float32))
-    ).cache()
+        spellings = tf.constant(np.concatenate(split.character_ids).astype(np.int32))
+
+    def example(index):
+        start, end = row_splits[index], row_splits[index + 1]
+        inputs = {"words": words[start:end]}
+        if characters:
+            inputs["characters"] = spellings[start:end]
+        return inputs, tags[start:end], tf.ones([end - start], tf.float32)
+
+    dataset = tf.data.Dataset.range(len(split))
     if training:
         dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True).repeat()
+    dataset = dataset.map(example)
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda inputs, tags, weights: tf.shape(tags)[0],
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
     )
     if not training:
-        lengths = [len(tags) for tags in split.tag_ids]
         bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
         num_batches = int(sum(-(-size // batch_size) for size in bucket_sizes))
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))

@@ -259,7 +259,7 @@ def batches(videos, label_ids, batch_size, shuffle, seed):
             tf.TensorSpec((None,), tf.int32),
             tf.TensorSpec((None,), tf.float32),
         ),
-    ).cache()
+    )
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(videos)))
     if shuffle:
         dataset = dataset.shuffle(len(videos), seed=seed, reshuffle_each_iteration=True)
