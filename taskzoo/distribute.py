@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from taskzoo import choices
 from taskzoo.errors import ConfigError
+from taskzoo.quiet import runtime_lines_hidden
 
 
 def cluster_resolver(cluster):
@@ -165,6 +166,22 @@ class DistributedLoop:
             return callbacks
         return keras.callbacks.CallbackList(list(callbacks), model=self.model, **kwargs)
 
+    def _distribute(self, dataset):
+        """The dataset split across the workers batch by batch: worker i of n takes every n-th
+        batch. Every task's data is in memory or generated, never read from files that the
+        workers could share out, so sharding by file (TensorFlow's first choice) cannot apply."""
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    @staticmethod
+    def _iterate(distributed):
+        """An iterator over a distributed dataset. Its making prints, once per process, that the
+        strategy's per-device reader "will not be optimized", a notice of TensorFlow's internals
+        that no setting of ours changes; it is hidden."""
+        with runtime_lines_hidden():
+            return iter(distributed)
+
     def _steps(self, dataset, steps):
         """Batches per pass: `steps`, or one pass over a finite dataset."""
         if steps:
@@ -188,9 +205,9 @@ class DistributedLoop:
             callbacks, add_history=True, add_progbar=verbose != 0, epochs=epochs,
             steps=steps_per_epoch, verbose=verbose,
         )
-        distributed_train = self.strategy.experimental_distribute_dataset(train_data)
+        distributed_train = self._distribute(train_data)
         repeats = int(train_data.cardinality()) == tf.data.INFINITE_CARDINALITY
-        iterator = iter(distributed_train) if repeats else None
+        iterator = self._iterate(distributed_train) if repeats else None
         model.stop_training = False
         model._initial_epoch = 0
         callback_list.on_train_begin()
@@ -199,7 +216,7 @@ class DistributedLoop:
             model.reset_metrics()
             callback_list.on_epoch_begin(epoch)
             if not repeats:
-                iterator = iter(distributed_train)
+                iterator = self._iterate(distributed_train)
             logs = {}
             for step in range(steps_per_epoch):
                 callback_list.on_train_batch_begin(step)
@@ -229,7 +246,7 @@ class DistributedLoop:
         model = self.model
         steps = self._steps(dataset, steps)
         callback_list = self._callback_list(callbacks, steps=steps, verbose=0)
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        iterator = self._iterate(self._distribute(dataset))
         model.reset_metrics()
         callback_list.on_test_begin()
         logs = {}
