@@ -238,7 +238,10 @@ def resize_frames(frames, frame_size):
 
 def batches(videos, label_ids, batch_size, shuffle, seed):
     """Padded batches of ({"frames", "mask"}, labels, weights); weights are 1 on real frames and
-    0 on padding, so losses and metrics count real frames only."""
+    0 on padding, so losses and metrics count real frames only.
+
+    Every pass reads the videos from their arrays in memory, one at a time: no second copy of
+    the frames is kept, and a run that reads part of a split reads no more than it needs."""
     import tensorflow as tf
 
     frames_shape = videos[0].frames.shape[1:]
