@@ -90,11 +90,12 @@ def run_cli(arguments, cwd, module="taskzoo", env=None, alarm_expected=False):
 
 
 def runtime_warnings(stderr):
-    """The lines of TensorFlow's C++ runtime (warnings, errors) in a run's standard error, such as
-    "W0000 00:00:... cache_dataset_ops.cc:912] The calling iterator did not fully read ..."."""
+    """The warnings in a run's standard error: the lines of TensorFlow's C++ runtime, such as
+    "W0000 00:00:... cache_dataset_ops.cc:912] The calling iterator did not fully read ...", and
+    Python's warnings ("...: UserWarning: ...")."""
     import re
 
-    return [line for line in stderr.splitlines() if re.match(r"[WEF]\d{4} ", line)]
+    return [line for line in stderr.splitlines() if re.match(r"[WEF]\d{4} |\S+:\d+: \w*Warning: ", line)]
 
 
 def event_tags(directory):
