@@ -6,8 +6,9 @@ import sys
 
 # pytest-xdist runs the suite on two processes, one per core of the reference machine. Each of
 # them, and each command line a test starts, gets one TensorFlow thread per pool, so that the two
-# processes do not fight over the cores: the whole suite took about 7% less time so. The variables
-# must be set before TensorFlow starts; `pytest -n 0` keeps TensorFlow's default of every core.
+# processes do not fight over the cores: six of the slowest tests, run in turns with and without,
+# took 7% less time so. The variables must be set before TensorFlow starts; `pytest -n 0` keeps
+# TensorFlow's default of every core.
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
