@@ -20,7 +20,7 @@ import json
 import pathlib
 import sys
 
-from taskzoo.quiet import import_tensorflow_quietly
+from taskzoo.quiet import import_tensorflow_quietly, run_first_operations_quietly
 
 import_tensorflow_quietly()
 
@@ -75,6 +75,7 @@ def main(arguments=None):
     parser.add_argument("run_dirs", nargs="+", type=pathlib.Path, help="finished runs, or folders of runs")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE, a configuration override")
     options = parser.parse_args(arguments)
+    run_first_operations_quietly()
     with one_line_errors():
         for run_dir in find_runs(options.run_dirs):
             scores = evaluate_run(run_dir, options.set)

@@ -5,7 +5,7 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, run_cli
 from taskzoo import evaluate, train
 from taskzoo.errors import ConfigError
 
@@ -19,15 +19,15 @@ def finished(run_dir, *overrides):
     return run_dir
 
 
-def test_a_run_is_rescored_to_the_scores_it_recorded(tmp_path, capsys):
+def test_a_run_is_rescored_to_the_scores_it_recorded(tmp_path):
     run_dir = finished(tmp_path / "sweep" / "tagger", "task=tagging")
     finished(tmp_path / "sweep" / "classifier", "task=sentiment")
     recorded = json.loads((run_dir / "metrics.json").read_text())
-    capsys.readouterr()  # What the training runs printed.
-    # A folder of runs: every finished run below it, one line of JSON each.
-    evaluate.main([str(tmp_path / "sweep")])
-    captured = capsys.readouterr()
-    lines = [json.loads(line) for line in captured.out.splitlines()]
+    # A folder of runs: every finished run below it, one line of JSON each. The command's
+    # console holds nothing else but the line below (`run_cli` checks it for warnings).
+    captured = run_cli([str(tmp_path / "sweep")], cwd=tmp_path, module="taskzoo.evaluate")
+    assert captured.returncode == 0, captured.stderr
+    lines = [json.loads(line) for line in captured.stdout.splitlines()]
     assert [line["run_dir"] for line in lines] == [str(tmp_path / "sweep" / "classifier"), str(run_dir)]
     # The tagger's own scores (unseen-word accuracy, macro-F1) are the ones its run wrote.
     for split in ("validation", "test"):
@@ -35,7 +35,7 @@ def test_a_run_is_rescored_to_the_scores_it_recorded(tmp_path, capsys):
         assert lines[1][split] == pytest.approx({key: recorded[split][key] for key in lines[1][split]})
     # A sentiment run has none: its Keras metrics are in metrics.json, and a line says so.
     assert lines[0]["validation"] == lines[0]["test"] == {}
-    assert "sentiment runs have no scores of their own to recompute" in captured.err
+    assert "sentiment runs have no scores of their own to recompute" in captured.stderr
 
 
 @pytest.mark.parametrize(
