@@ -269,9 +269,9 @@ def batches(split, batch_size, boundaries, characters, training, seed):
     with 0; the weights are 1 on real words and 0 on padding. For training the sentences are
     shuffled and repeated without end; for evaluation they are read once, in order.
 
-    The sentences are held as ragged tensors and picked by index, as translation's pairs are, so
-    a run that reads part of a split (`trainer.steps_per_epoch`, `trainer.evaluation_steps`)
-    reads no more than it needs."""
+    The split's words, spellings and tags are held as tensors of every sentence end to end, and
+    each sentence is cut from them by index, as sentiment's texts are; so a run that reads part of
+    a split (`trainer.steps_per_epoch`, `trainer.evaluation_steps`) reads no more than it needs."""
     import tensorflow as tf
 
     from taskzoo.data.text import in_memory_options
@@ -279,7 +279,7 @@ def batches(split, batch_size, boundaries, characters, training, seed):
     lengths = np.array([len(tags) for tags in split.tag_ids], np.int64)
     row_splits = tf.constant(np.concatenate([[0], np.cumsum(lengths)]))
     words = tf.constant(np.concatenate(split.word_ids).astype(np.int32))
-    tags = tf.constant(np.concatenate(split.tag_ids).astype(np.int32))
+    tag_ids = tf.constant(np.concatenate(split.tag_ids).astype(np.int32))
     if characters:
         spellings = tf.constant(np.concatenate(split.character_ids).astype(np.int32))
 
@@ -288,7 +288,7 @@ def batches(split, batch_size, boundaries, characters, training, seed):
         inputs = {"words": words[start:end]}
         if characters:
             inputs["characters"] = spellings[start:end]
-        return inputs, tags[start:end], tf.ones([end - start], tf.float32)
+        return inputs, tag_ids[start:end], tf.ones([end - start], tf.float32)
 
     dataset = tf.data.Dataset.range(len(split))
     if training:
