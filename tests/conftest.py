@@ -72,7 +72,7 @@ def run_cli(arguments, cwd, module="taskzoo", env=None, alarm_expected=False):
     """Runs `python -m taskzoo ARGUMENTS` in `cwd` (outside the source tree, so the installed
     package is what runs) and returns the completed process. The runs of the tests are healthy:
     an exploding- or vanishing-gradient alarm fails the test unless `alarm_expected`. Their
-    console holds none of TensorFlow's runtime warnings."""
+    console holds no warning, of TensorFlow's runtime or of Python (`runtime_warnings`)."""
     environment = dict(os.environ, **(env or {}))
     environment.pop("HYDRA_FULL_ERROR", None)
     completed = subprocess.run(

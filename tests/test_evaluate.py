@@ -23,8 +23,8 @@ def test_a_run_is_rescored_to_the_scores_it_recorded(tmp_path):
     run_dir = finished(tmp_path / "sweep" / "tagger", "task=tagging")
     finished(tmp_path / "sweep" / "classifier", "task=sentiment")
     recorded = json.loads((run_dir / "metrics.json").read_text())
-    # A folder of runs: every finished run below it, one line of JSON each. The command's
-    # console holds nothing else but the line below (`run_cli` checks it for warnings).
+    # A folder of runs: every finished run below it, one line of JSON each. The command runs in
+    # a fresh process, as a user starts it, and `run_cli` checks its console for warnings.
     captured = run_cli([str(tmp_path / "sweep")], cwd=tmp_path, module="taskzoo.evaluate")
     assert captured.returncode == 0, captured.stderr
     lines = [json.loads(line) for line in captured.stdout.splitlines()]
