@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from taskzoo.data.files import read_text
-from taskzoo.data.text import in_memory_options, length_boundaries
+from taskzoo.data.text import batches_by_length, length_boundaries
 from taskzoo.errors import DataError
 
 PADDING, UNKNOWN, START, END = "<pad>", "<unk>", "<start>", "<end>"
@@ -214,8 +214,8 @@ def batches(encoded, batch_size, training, seed, boundaries=None):
     `target_input` is the target after a start token (what teacher forcing feeds), `target_output`
     the target followed by the end token (what is predicted), and the weights are 1 on real
     tokens and 0 on padding, so padding never counts in the loss or the metrics. Pairs are grouped
-    by length (`bucket_by_sequence_length`) to waste few padded steps. Training batches are
-    shuffled and repeat without end; evaluation batches hold every pair once.
+    by the longer of their two sides (`text.batches_by_length`): training batches are shuffled and
+    repeat without end; evaluation batches hold every pair once.
     """
     source_lengths = np.array([len(source) for source, _ in encoded], dtype="int64")
     target_lengths = np.array([len(target) for _, target in encoded], dtype="int64")
@@ -228,29 +228,11 @@ def batches(encoded, batch_size, training, seed, boundaries=None):
     def example(index):
         source, target_output = sources[index], targets[index]
         target_input = tf.concat([[START_ID], target_output[:-1]], axis=0)
-        return source, target_input, target_output
-
-    def arrange(source, target_input, target_output):
-        weights = tf.cast(target_output != PADDING_ID, tf.float32)
+        # Padding gets weight 0 when the batch is padded.
+        weights = tf.ones_like(target_output, tf.float32)
         return {"source": source, "target_input": target_input}, target_output, weights
 
-    dataset = tf.data.Dataset.range(len(encoded))
-    if training:
-        dataset = dataset.shuffle(len(encoded), seed=seed, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.map(example)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda source, target_input, target_output: tf.maximum(
-            tf.shape(source)[0], tf.shape(target_output)[0]
-        ),
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-    )
-    dataset = dataset.map(arrange)
-    if not training:
-        bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
-        num_batches = int(sum(-(-size // batch_size) for size in bucket_sizes))
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
-    return dataset.prefetch(2).with_options(in_memory_options())
+    return batches_by_length(example, lengths, batch_size, boundaries, training, seed)
 
 
 def padded(sequences):

@@ -266,15 +266,12 @@ def encode_split(encoder, sentences, training_words):
 
 def batches(split, batch_size, boundaries, characters, training, seed):
     """Batches of ({"words", "characters"}, tag ids, weights) grouped by sentence length, padded
-    with 0; the weights are 1 on real words and 0 on padding. For training the sentences are
-    shuffled and repeated without end; for evaluation they are read once, in order.
-
-    The split's words, spellings and tags are held as tensors of every sentence end to end, and
-    each sentence is cut from them by index, as sentiment's texts are; so a run that reads part of
-    a split (`trainer.steps_per_epoch`, `trainer.evaluation_steps`) reads no more than it needs."""
+    with 0 (`text.batches_by_length`); the weights are 1 on real words and 0 on padding. The
+    split's words, spellings and tags are held as tensors of every sentence end to end, and each
+    sentence is cut from them by index."""
     import tensorflow as tf
 
-    from taskzoo.data.text import in_memory_options
+    from taskzoo.data.text import batches_by_length
 
     lengths = np.array([len(tags) for tags in split.tag_ids], np.int64)
     row_splits = tf.constant(np.concatenate([[0], np.cumsum(lengths)]))
@@ -290,17 +287,4 @@ def batches(split, batch_size, boundaries, characters, training, seed):
             inputs["characters"] = spellings[start:end]
         return inputs, tag_ids[start:end], tf.ones([end - start], tf.float32)
 
-    dataset = tf.data.Dataset.range(len(split))
-    if training:
-        dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.map(example)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda inputs, tags, weights: tf.shape(tags)[0],
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-    )
-    if not training:
-        bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
-        num_batches = int(sum(-(-size // batch_size) for size in bucket_sizes))
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
-    return dataset.prefetch(2).with_options(in_memory_options())
+    return batches_by_length(example, lengths, batch_size, boundaries, training, seed)

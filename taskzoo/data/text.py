@@ -93,14 +93,44 @@ def in_memory_options():
     return options
 
 
-def bucketed_batches(token_ids, labels, batch_size, boundaries, training, seed):
-    """Batches of (token ids padded to the batch's longest, labels), grouped by similar length.
+def batches_by_length(example, lengths, batch_size, boundaries, training, seed):
+    """Batches of the examples `example(index)` returns for every index of `lengths`, padded with
+    0 to the batch's longest and grouped by length: grouping wastes far fewer padded steps than
+    padding to one global maximum, and a mask or weights hide the padding that remains.
 
-    Grouping by length wastes far fewer padded steps than padding to one global maximum; the
-    mask hides the padding that remains. For training the examples are shuffled and repeated
-    without end (an epoch is then `ceil(len(labels) / batch_size)` steps, see `steps_per_epoch`);
-    for evaluation they are read once, in order.
+    For training the examples are shuffled and repeated without end (an epoch is then
+    `steps_per_epoch(len(lengths), batch_size)` steps); for evaluation they are read once, in
+    order, and the number of batches is known in advance, so Keras shows a progress total and does
+    not warn at the end. The examples are picked by index, so a run that reads part of a split
+    (`trainer.steps_per_epoch`, `trainer.evaluation_steps`) reads no more than it needs.
+
+    Args:
+        example: a TensorFlow function from an index to one example (a structure of tensors).
+        lengths: the length of every example, by which it is grouped (a numpy array).
+        boundaries: the bucket boundaries (`length_boundaries`).
     """
+    lengths = np.asarray(lengths, np.int64)
+    length_of = tf.constant(lengths, tf.int32)
+    dataset = tf.data.Dataset.range(len(lengths))
+    if training:
+        dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True).repeat()
+    dataset = dataset.map(lambda index: (length_of[index], example(index)))
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda length, _: length,
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+    )
+    dataset = dataset.map(lambda _, batch: batch)
+    if not training:
+        bucket_sizes = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
+        num_batches = int(sum(-(-size // batch_size) for size in bucket_sizes))
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
+    return dataset.prefetch(2).with_options(in_memory_options())
+
+
+def bucketed_batches(token_ids, labels, batch_size, boundaries, training, seed):
+    """Batches of (token ids padded to the batch's longest, labels), grouped by similar length
+    (`batches_by_length`)."""
     flat_ids = tf.cast(token_ids.flat_values, tf.int32)
     row_splits = token_ids.row_splits
     labels = tf.constant(labels)
@@ -108,24 +138,7 @@ def bucketed_batches(token_ids, labels, batch_size, boundaries, training, seed):
     def example(index):
         return flat_ids[row_splits[index] : row_splits[index + 1]], labels[index]
 
-    dataset = tf.data.Dataset.range(len(labels))
-    if training:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.map(example)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda ids, label: tf.shape(ids)[0],
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-    )
-    if not training:
-        # Known in advance, so Keras shows a progress total and does not warn at the end.
-        bucket_sizes = np.bincount(
-            np.searchsorted(boundaries, token_ids.row_lengths().numpy(), side="right"),
-            minlength=len(boundaries) + 1,
-        )
-        num_batches = int(sum(-(-size // batch_size) for size in bucket_sizes))
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
-    return dataset.prefetch(2).with_options(in_memory_options())
+    return batches_by_length(example, token_ids.row_lengths().numpy(), batch_size, boundaries, training, seed)
 
 
 def steps_per_epoch(num_examples, batch_size):
